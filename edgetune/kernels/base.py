@@ -1,0 +1,193 @@
+"""The extension points of the primitive library: Format, Kernel, Primitive, Converter.
+
+Lifecycle (who calls what, when):
+1. The registry asks every `Primitive` whether its library is `available()` once, at import.
+2. For a node, the design space calls `supports(node, graph)`; `None` means yes, a string is the reason
+   it cannot run that node (shown to the user by `edgetune primitives MODEL`).
+3. The executor or the profiler calls `prepare(node, ctx)` once: weight transforms, packing,
+   quantisation and library sessions are built here, never per call. It returns a `Kernel`.
+4. The `Kernel` is called with the node's dynamic inputs (constants excluded, in node order), each in
+   the `input_formats` the primitive declared, and returns the list of the node's outputs in
+   `output_format`. It applies the node's fused activation (`node.activation`) itself.
+5. Before a primitive may be chosen for a node, `kernels.verify` compares its outputs with the
+   reference executor's within `tolerance`.
+Converters follow the same pattern for edges (layout change, cast, quantise).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgetune.graph.ir import Activation, Graph, Node
+
+LAYOUTS = ("NCHW", "NHWC", "BLOCKED")
+
+
+@dataclass(frozen=True)
+class Format:
+    """How a tensor is held on an edge between two steps.
+
+    layout: "NCHW" is ONNX's logical order (also used for any tensor that is not 4-D); "NHWC" is a
+    numpy array of shape (N, H, W, C); "BLOCKED" is a torch tensor in oneDNN's opaque blocked layout
+    (`tensor.to_mkldnn()`). dtype: "float32" or "float16" (numpy arrays), "uint8"/"int8" with `scale`
+    and `zero_point` when quantised.
+    """
+
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def key(self) -> str:
+        q = f"/q{self.scale:.3g},{self.zero_point}" if self.scale is not None else ""
+        return f"{self.layout}/{self.dtype}{q}"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+FP32 = Format("NCHW", "float32")
+FP32_NHWC = Format("NHWC", "float32")
+FP32_BLOCKED = Format("BLOCKED", "float32")
+
+
+@dataclass
+class PrepareContext:
+    """What `prepare` may use besides the node: the graph (weights, shapes), the thread count the kernel
+    will run with, and representative activations (value name -> array from a reference run on a
+    realistic input) for calibrating quantised primitives."""
+
+    graph: Graph
+    threads: int = 1
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Kernel(ABC):
+    """A primitive prepared for one node. Cheap to call; holds transformed weights."""
+
+    weight_bytes: int = 0
+    workspace_bytes: int = 0
+
+    @abstractmethod
+    def __call__(self, *inputs: Any) -> list[Any]:
+        """Run on the node's dynamic inputs (in the primitive's input formats); return its outputs."""
+
+
+class FunctionKernel(Kernel):
+    """A kernel made from a closure, for primitives whose prepared state fits in one function."""
+
+    def __init__(self, fn: Callable[..., list[Any]], weight_bytes: int = 0, workspace_bytes: int = 0):
+        self._fn = fn
+        self.weight_bytes = weight_bytes
+        self.workspace_bytes = workspace_bytes
+
+    def __call__(self, *inputs: Any) -> list[Any]:
+        return self._fn(*inputs)
+
+
+class Primitive(ABC):
+    """One way to run one kind of node. Subclasses set the class attributes and implement the methods.
+
+    name: unique, "<op family>.<algorithm>.<library>[.<variant>]", e.g. "conv.im2col.numpy".
+    precision: "fp32", "fp16w" (fp16 weight storage, fp32 compute) or "int8".
+    tolerance: the largest relative error (max |out - ref| / max |ref|) accepted by verification.
+    """
+
+    name: str = ""
+    library: str = ""
+    op_types: frozenset[str] = frozenset()
+    precision: str = "fp32"
+    tolerance: float = 1e-4
+
+    def available(self) -> str | None:
+        """None when the library can be used on this machine, else why not."""
+        return None
+
+    @abstractmethod
+    def supports(self, node: Node, graph: Graph) -> str | None:
+        """None when this primitive can run `node`; otherwise a short reason (shown to users)."""
+
+    def input_formats(self, node: Node, graph: Graph) -> list[Format]:
+        """The format of each dynamic input, in node order."""
+        return [FP32 for _ in graph.dynamic_inputs(node)]
+
+    def output_format(self, node: Node, graph: Graph) -> Format:
+        return FP32
+
+    @abstractmethod
+    def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
+        """Build the kernel for `node` (weights transformed once)."""
+
+    def __repr__(self) -> str:
+        return f"<Primitive {self.name}>"
+
+
+class Converter(ABC):
+    """Changes an edge's format (layout change, cast, quantise, dequantise)."""
+
+    name: str = ""
+    library: str = ""
+    src: Format = FP32
+    dst: Format = FP32
+
+    def supports(self, shape: tuple[int, ...]) -> str | None:
+        return None if len(shape) == 4 or self.src.layout == self.dst.layout else "layout change needs a 4-D tensor"
+
+    @abstractmethod
+    def prepare(self, shape: tuple[int, ...]) -> Callable[[Any], Any]:
+        """A function converting one tensor of `shape` (logical NCHW shape) from src to dst."""
+
+
+# ---- helpers every numpy-based primitive needs ---------------------------------------------
+
+def apply_activation(x: np.ndarray, act: Activation | None) -> np.ndarray:
+    """Apply a fused activation in place where possible (x is a fresh array owned by the caller)."""
+    if act is None:
+        return x
+    op, p = act.op, act.params
+    if op == "Relu":
+        return np.maximum(x, 0, out=x)
+    if op == "Clip":
+        return np.clip(x, p.get("min", -np.inf), p.get("max", np.inf), out=x)
+    if op == "LeakyRelu":
+        return np.where(x >= 0, x, x * np.float32(p.get("alpha", 0.01))).astype(x.dtype, copy=False)
+    if op == "Sigmoid":
+        return (1.0 / (1.0 + np.exp(-x))).astype(x.dtype, copy=False)
+    if op == "HardSigmoid":
+        return np.clip(x * np.float32(p.get("alpha", 0.2)) + np.float32(p.get("beta", 0.5)), 0, 1).astype(
+            x.dtype, copy=False
+        )
+    if op == "HardSwish":
+        return (x * np.clip(x / 6.0 + 0.5, 0, 1)).astype(x.dtype, copy=False)
+    if op == "Tanh":
+        return np.tanh(x, out=x)
+    if op == "Swish":
+        return (x / (1.0 + np.exp(-x))).astype(x.dtype, copy=False)
+    raise ValueError(f"unknown activation {op}")
+
+
+def conv_params(node: Node, graph: Graph) -> dict[str, Any]:
+    """Resolved Conv geometry: explicit symmetric-or-not pads (auto_pad already resolved by the importer),
+    strides, dilations, group, kernel size, channel counts and the output spatial size."""
+    x_shape = graph.shape(node.inputs[0])
+    w_shape = graph.shape(node.inputs[1])
+    kh, kw = w_shape[2], w_shape[3]
+    strides = tuple(node.attr("strides", (1, 1)))
+    dil = tuple(node.attr("dilations", (1, 1)))
+    pads = tuple(node.attr("pads", (0, 0, 0, 0)))
+    group = int(node.attr("group", 1))
+    n, c, h, w = x_shape
+    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
+    ow = (w + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
+    return {
+        "n": n, "c": c, "h": h, "w": w, "co": w_shape[0], "kh": kh, "kw": kw,
+        "strides": strides, "dilations": dil, "pads": pads, "group": group, "oh": oh, "ow": ow,
+        "depthwise": group == c and group == w_shape[0] and group > 1,
+        "bias": len(node.inputs) > 2 and bool(node.inputs[2]),
+    }
