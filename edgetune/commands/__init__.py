@@ -1,0 +1,1 @@
+"""One module per `edgetune` subcommand (see edgetune/cli.py for the shared protocol)."""

@@ -1,0 +1,106 @@
+"""`edgetune run MODEL --plan {reference,blas,PLAN.json}`: run a plan, check it, time it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from edgetune.errors import EdgetuneError
+from edgetune.modelsrc import load_model
+from edgetune.runtime.plan import BUILTIN_PLANS, Plan
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo model name or path to an .onnx file")
+    p.add_argument("--plan", default="blas", help="reference, blas, or a plan .json file (default: blas)")
+    p.add_argument("--input", help="input tensor as a .npy file (default: seeded N(0,1) data)")
+    p.add_argument("--output", help="write the first output to this .npy file")
+    p.add_argument("--threads", type=int, default=None, help="threads for built-in plans (default: all cores)")
+    p.add_argument("--time-cap", type=float, default=3.0, help="seconds of timing at most (default 3)")
+    p.add_argument("--allow-foreign-plan", action="store_true",
+                   help="run a plan tuned on another device or with other library versions")
+
+
+def default_threads() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def resolve_plan(spec: str, graph: Any, threads: int | None, allow_foreign: bool = False) -> Plan:
+    if spec in BUILTIN_PLANS:
+        return Plan.builtin(spec, graph, threads or default_threads())
+    plan = Plan.load(spec)
+    plan.check_graph(graph, source=spec)
+    problems = plan.check_environment(source=spec)
+    if problems and not allow_foreign:
+        raise EdgetuneError(f"{problems[0]}; re-tune, or pass --allow-foreign-plan to run it anyway")
+    return plan
+
+
+def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
+    from edgetune.runtime.executor import default_feeds
+
+    if path is None:
+        return default_feeds(graph)
+    p = Path(path)
+    if not p.is_file():
+        raise EdgetuneError(f"input file not found: {path}")
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise EdgetuneError(f"{path}: not a .npy array ({e})") from None
+    name = graph.inputs[0]
+    if tuple(x.shape) != tuple(graph.shape(name)):
+        raise EdgetuneError(f"{path}: input has shape {tuple(x.shape)}, the model expects {graph.shape(name)}")
+    return {name: x.astype(np.float32)}
+
+
+def execute(args: argparse.Namespace) -> dict[str, Any]:
+    from edgetune.measure.memory import inprocess_peak_growth
+    from edgetune.measure.timing import time_callable
+    from edgetune.runtime.executor import Executor
+
+    graph = load_model(args.model)
+    plan = resolve_plan(args.plan, graph, args.threads, args.allow_foreign_plan)
+    feeds = load_input(args.input, graph)
+    ex = Executor(graph, plan, check=args.plan != "reference", check_input=feeds)
+    outputs = ex.run(feeds)
+    growth = inprocess_peak_growth(lambda: ex.run(feeds))
+    t = time_callable(lambda: ex.run(feeds), time_cap_s=args.time_cap)
+    if args.output:
+        np.save(args.output, next(iter(outputs.values())))
+    mem = ex.memory().to_dict()
+    return {
+        "model": graph.name,
+        "plan": args.plan,
+        "latency_ms": {"median": t.median_ms, "p10": t.p10_ms, "p90": t.p90_ms, "min": t.min_ms,
+                       "spread": t.spread, "runs": t.runs, "disturbed": t.disturbed,
+                       "foreign_cores": t.foreign_cores},
+        "memory_bytes": {**mem, "measured_peak_growth": growth},
+        "max_rel_error_vs_reference": ex.max_error,
+        "outputs": {k: list(v.shape) for k, v in outputs.items()},
+        "top5": [int(i) for i in np.argsort(-next(iter(outputs.values())).ravel())[:5]],
+    }
+
+
+def render(result: dict[str, Any], console: Any) -> None:
+    lat, mem = result["latency_ms"], result["memory_bytes"]
+    t = Table(title=f"edgetune run {result['model']} --plan {result['plan']} (wall-clock per inference, batch 1)")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("median latency", f"{lat['median']:.2f} ms")
+    t.add_row("p10 / p90", f"{lat['p10']:.2f} / {lat['p90']:.2f} ms ({lat['runs']} runs)")
+    t.add_row("spread (p90-p10)/median", f"{lat['spread'] * 100:.1f} %" + (" DISTURBED" if lat["disturbed"] else ""))
+    t.add_row("weights", f"{mem['weight_bytes'] / 1e6:.2f} MB")
+    t.add_row("peak workspace (planned)", f"{mem['peak_workspace_bytes'] / 1e6:.2f} MB")
+    t.add_row("peak activations (planned)", f"{mem['peak_activation_bytes'] / 1e6:.2f} MB")
+    t.add_row("total (planned)", f"{mem['total_bytes'] / 1e6:.2f} MB")
+    t.add_row("peak RSS growth while running (measured)", f"{mem['measured_peak_growth'] / 1e6:.2f} MB")
+    if result["max_rel_error_vs_reference"] is not None:
+        t.add_row("max rel. error vs reference", f"{result['max_rel_error_vs_reference']:.2e}")
+    console.print(t)

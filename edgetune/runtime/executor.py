@@ -1,0 +1,271 @@
+"""The plan executor: compiles Graph + Plan into a flat list of prepared steps and runs them.
+
+Why a compile step: every weight transform, library session and layout converter is prepared once, and
+values live in integer slots freed right after their last use (liveness), so the per-inference path is
+a tight loop of kernel calls and the peak activation memory is the planned one, not an accident of
+Python's garbage collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgetune.errors import EdgetuneError
+from edgetune.graph.ir import Graph, Node
+from edgetune.kernels import registry
+from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext
+from edgetune.kernels.threads import set_threads
+from edgetune.runtime.plan import Plan
+
+
+@dataclass
+class Step:
+    """One call of the compiled program: a node's kernel or an edge's converter."""
+
+    kind: str  # "node" or "convert"
+    name: str  # node name, or "<value>:<src>-><dst>"
+    fn: Callable[..., Any]
+    ins: list[int]
+    outs: list[int]
+    threads: int
+    primitive: str
+    free_after: list[int] = field(default_factory=list)
+
+
+@dataclass
+class MemoryReport:
+    """Bytes a plan needs: weights by precision, the largest kernel workspace, the activation arena
+    peak from liveness analysis, and their total."""
+
+    weight_bytes: int
+    weight_bytes_by_precision: dict[str, int]
+    peak_workspace_bytes: int
+    peak_activation_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.peak_workspace_bytes + self.peak_activation_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "weight_bytes": self.weight_bytes,
+            "weight_bytes_by_precision": self.weight_bytes_by_precision,
+            "peak_workspace_bytes": self.peak_workspace_bytes,
+            "peak_activation_bytes": self.peak_activation_bytes,
+            "total_bytes": self.total_bytes,
+        }
+
+
+def _format_bytes(fmt: Format, shape: tuple[int, ...]) -> int:
+    itemsize = {"float32": 4, "float16": 2, "uint8": 1, "int8": 1}.get(fmt.dtype, 4)
+    return int(np.prod(shape)) * itemsize
+
+
+class Executor:
+    """Graph + Plan -> prepared steps. `run(feeds)` returns the graph outputs as float32 NCHW arrays."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        plan: Plan,
+        *,
+        samples: dict[str, np.ndarray] | None = None,
+        check: bool = True,
+        check_input: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.plan = plan
+        plan.check_graph(graph)
+        if samples is None and self._needs_samples():
+            samples = reference_samples(graph)
+        self.samples = samples or {}
+        self.steps: list[Step] = []
+        self.kernels: dict[str, tuple[Kernel, str]] = {}
+        self._slots: dict[tuple[str, str], int] = {}
+        self._slot_bytes: list[int] = []
+        self._compile()
+        self.max_error: float | None = None
+        if check:
+            self.max_error = self.check_against_reference(check_input)
+
+    # ---- compilation ----------------------------------------------------------------------
+    def _needs_samples(self) -> bool:
+        return "int8" in self.plan.precisions
+
+    def _slot(self, value: str, fmt: Format) -> int:
+        key = (value, fmt.key)
+        if key not in self._slots:
+            self._slots[key] = len(self._slot_bytes)
+            self._slot_bytes.append(_format_bytes(fmt, self.graph.shape(value)))
+        return self._slots[key]
+
+    def _converted(self, value: str, have: Format, want: Format) -> int:
+        """The slot holding `value` in format `want`, adding converter steps (direct, or via NCHW fp32)."""
+        if (value, want.key) in self._slots:
+            return self._slots[(value, want.key)]
+        shape = self.graph.shape(value)
+        route = [(have, want)] if registry.converter(have, want) else [(have, FP32), (FP32, want)]
+        src = self._slots[(value, have.key)]
+        for a, b in route:
+            if a.key == b.key:
+                continue
+            conv = registry.converter(a, b)
+            if conv is None or conv.supports(shape):
+                raise EdgetuneError(f"no converter from {a} to {b} for value {value!r} {shape}")
+            dst = self._slot(value, b)
+            if not self._emitted(dst):
+                self.steps.append(
+                    Step("convert", f"{value}:{a}->{b}", conv.prepare(shape), [src], [dst], 1, conv.name)
+                )
+            src = dst
+        return src
+
+    def _emitted(self, slot: int) -> bool:
+        return any(slot in s.outs for s in self.steps)
+
+    def _compile(self) -> None:
+        g = self.graph
+        current: dict[str, Format] = {}
+        for name in g.inputs:
+            self._slot(name, FP32)
+            current[name] = FP32
+        ctx_cache: dict[int, PrepareContext] = {}
+        for node in g.nodes:
+            choice = self.plan.choices[node.name]
+            prim = _resolve(choice.primitive, node, g)
+            ctx = ctx_cache.setdefault(choice.threads, PrepareContext(g, choice.threads, self.samples))
+            set_threads(choice.threads)
+            try:
+                kernel = prim.prepare(node, ctx)
+            except EdgetuneError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a library failing to prepare is a user-facing fact
+                raise EdgetuneError(
+                    f"primitive {prim.name} failed to prepare node {node.name!r}: {type(e).__name__}: {e}"
+                ) from None
+            self.kernels[node.name] = (kernel, prim.precision)
+            ins = []
+            for value, want in zip(g.dynamic_inputs(node), prim.input_formats(node, g), strict=True):
+                ins.append(self._converted(value, current[value], want))
+            out_fmt = prim.output_format(node, g)
+            outs = []
+            for o in node.outputs:
+                outs.append(self._slot(o, out_fmt))
+                current[o] = out_fmt
+            self.steps.append(Step("node", node.name, kernel, ins, outs, choice.threads, prim.name))
+        self._out_slots = [self._converted(o, current[o], FP32) for o in g.outputs]
+        self._in_slots = [self._slots[(i, FP32.key)] for i in g.inputs]
+        self._plan_liveness()
+
+    def _plan_liveness(self) -> None:
+        """Free each slot after the last step that reads it; compute the activation arena peak."""
+        last_use: dict[int, int] = {}
+        for i, s in enumerate(self.steps):
+            for slot in s.ins:
+                last_use[slot] = i
+        keep = set(self._out_slots)
+        for slot, i in last_use.items():
+            if slot not in keep:
+                self.steps[i].free_after.append(slot)
+        live = {s: self._slot_bytes[s] for s in self._in_slots}
+        peak = sum(live.values())
+        for s in self.steps:
+            for o in s.outs:
+                live[o] = self._slot_bytes[o]
+            peak = max(peak, sum(live.values()))
+            for f in s.free_after:
+                live.pop(f, None)
+        self.peak_activation_bytes = peak
+
+    # ---- running --------------------------------------------------------------------------
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        slots: list[Any] = [None] * len(self._slot_bytes)
+        for name, slot in zip(self.graph.inputs, self._in_slots, strict=True):
+            if name not in feeds:
+                raise EdgetuneError(f"missing input {name!r} (expected shape {self.graph.shape(name)})")
+            x = feeds[name]
+            if tuple(x.shape) != tuple(self.graph.shape(name)):
+                raise EdgetuneError(
+                    f"input {name!r} has shape {tuple(x.shape)}, the model expects {self.graph.shape(name)}"
+                )
+            slots[slot] = np.ascontiguousarray(x, dtype=np.float32)
+        for s in self.steps:
+            set_threads(s.threads)
+            res = s.fn(*[slots[i] for i in s.ins]) if s.kind == "node" else [s.fn(slots[s.ins[0]])]
+            for o, v in zip(s.outs, res, strict=False):
+                slots[o] = v
+            for f in s.free_after:
+                slots[f] = None
+        return {name: slots[s] for name, s in zip(self.graph.outputs, self._out_slots, strict=True)}
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.run(feeds)
+
+    # ---- checks and accounting ------------------------------------------------------------
+    def check_against_reference(self, feeds: dict[str, np.ndarray] | None = None) -> float:
+        """Run once on a realistic input, compare with the reference executor; refuse over tolerance."""
+        from edgetune.runtime.reference import run_graph
+
+        feeds = feeds or default_feeds(self.graph)
+        ref = run_graph(self.graph, feeds)
+        got = self.run(feeds)
+        worst = 0.0
+        for name in self.graph.outputs:
+            r, o = ref[name].astype(np.float64), np.asarray(got[name], dtype=np.float64)
+            if o.shape != r.shape or not np.all(np.isfinite(o)):
+                raise EdgetuneError(f"plan output {name!r} is malformed (shape {o.shape} or not finite)")
+            err = float(np.max(np.abs(o - r)) / max(float(np.max(np.abs(r))), 1e-12))
+            worst = max(worst, err)
+        tol = self.plan.effective_tolerance()
+        if worst > tol:
+            raise EdgetuneError(
+                f"plan for {self.graph.name} changes the outputs by {worst:.3g} relative "
+                f"(tolerance {tol:.3g}); refused"
+            )
+        return worst
+
+    def memory(self) -> MemoryReport:
+        by_prec: dict[str, int] = {}
+        for kernel, precision in self.kernels.values():
+            by_prec[precision] = by_prec.get(precision, 0) + int(kernel.weight_bytes)
+        return MemoryReport(
+            weight_bytes=sum(by_prec.values()),
+            weight_bytes_by_precision=by_prec,
+            peak_workspace_bytes=max((int(k.workspace_bytes) for k, _ in self.kernels.values()), default=0),
+            peak_activation_bytes=self.peak_activation_bytes,
+        )
+
+    def step_table(self) -> list[dict[str, Any]]:
+        return [{"step": s.name, "kind": s.kind, "primitive": s.primitive, "threads": s.threads} for s in self.steps]
+
+
+def _resolve(name: str, node: Node, graph: Graph):  # noqa: ANN202 - returns a Primitive
+    try:
+        prim = registry.get(name)
+    except KeyError:
+        why = registry.unavailable().get(name)
+        extra = f" ({why})" if why else ""
+        raise EdgetuneError(f"plan names unknown primitive {name!r} for node {node.name!r}{extra}") from None
+    if node.op not in prim.op_types:
+        raise EdgetuneError(f"primitive {name} does not run {node.op} (node {node.name!r})")
+    reason = prim.supports(node, graph)
+    if reason:
+        raise EdgetuneError(f"primitive {name} cannot run node {node.name!r}: {reason}")
+    return prim
+
+
+def default_feeds(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """A realistic stand-in input: N(0, 1) values, like a normalised image."""
+    rng = np.random.default_rng(seed)
+    return {i: rng.standard_normal(graph.shape(i)).astype(np.float32) for i in graph.inputs}
+
+
+def reference_samples(graph: Graph, feeds: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every value of a reference run: representative activations for calibration and verification."""
+    from edgetune.runtime.reference import run_graph
+
+    return run_graph(graph, feeds or default_feeds(graph), keep=True)

@@ -1,0 +1,174 @@
+"""Plans: which primitive and thread count runs each node, as a JSON file loadable without the search.
+
+A plan records what it was made for (model, graph signature) and on (device fingerprint, library
+versions), so that running it somewhere else is refused or flagged instead of silently meaning
+something different.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgetune.errors import EdgetuneError
+from edgetune.graph.ir import Graph
+
+PLAN_FORMAT = 1
+BUILTIN_PLANS = ("reference", "blas")
+
+
+def graph_signature(graph: Graph) -> str:
+    """A hash of node names, ops, shapes and attributes: equal graphs give equal plans' targets."""
+    h = hashlib.sha256()
+    for n in graph.nodes:
+        shapes = [graph.values[o].shape if o in graph.values else None for o in n.outputs]
+        h.update(f"{n.name}|{n.op}|{n.inputs}|{shapes}|{sorted((k, str(v)) for k, v in n.attrs.items())}".encode())
+        if n.activation is not None:
+            h.update(f"{n.activation.op}{sorted(n.activation.params.items())}".encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class NodeChoice:
+    primitive: str
+    threads: int = 1
+
+
+@dataclass
+class Plan:
+    model: str
+    graph_signature: str
+    choices: dict[str, NodeChoice]
+    tolerance: float | None = None
+    device_id: str = ""
+    versions_id: str = ""
+    device: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---- construction ---------------------------------------------------------------------
+    @classmethod
+    def builtin(cls, name: str, graph: Graph, threads: int = 1) -> Plan:
+        """The reference plan (every node on the NumPy reference kernels) or the BLAS fp32 baseline
+        (every Conv as im2col + OpenBLAS sgemm in NCHW, Gemm/MatMul through numpy, the rest reference)."""
+        if name not in BUILTIN_PLANS:
+            raise EdgetuneError(f"unknown built-in plan {name!r} (built-ins: {', '.join(BUILTIN_PLANS)})")
+        choices = {}
+        for n in graph.nodes:
+            prim = f"ref.{n.op.lower()}"
+            if name == "blas":
+                if n.op == "Conv":
+                    prim = "conv.im2col.numpy"
+                elif n.op in ("Gemm", "MatMul"):
+                    prim = "gemm.numpy"
+            choices[n.name] = NodeChoice(prim, threads)
+        return cls.for_graph(graph, choices, meta={"builtin": name})
+
+    @classmethod
+    def for_graph(cls, graph: Graph, choices: dict[str, NodeChoice], **kw: Any) -> Plan:
+        from edgetune.measure.device import fingerprint, fingerprint_id, library_versions, versions_id
+
+        return cls(
+            model=graph.name, graph_signature=graph_signature(graph), choices=choices,
+            device_id=fingerprint_id(), versions_id=versions_id(), device=fingerprint(),
+            versions=library_versions(), **kw,
+        )
+
+    # ---- properties -----------------------------------------------------------------------
+    @property
+    def precisions(self) -> set[str]:
+        from edgetune.kernels import registry
+
+        out = set()
+        for c in self.choices.values():
+            try:
+                out.add(registry.get(c.primitive).precision)
+            except KeyError:
+                pass
+        return out
+
+    def effective_tolerance(self) -> float:
+        """The relative output error this plan may show against the reference (declared or derived
+        from the lowest precision it uses; errors accumulate across layers, hence the margin)."""
+        if self.tolerance is not None:
+            return self.tolerance
+        p = self.precisions
+        if "int8" in p:
+            return 0.15
+        if "fp16w" in p:
+            return 1e-2
+        return 1e-3
+
+    def hash(self) -> str:
+        body = json.dumps({k: [c.primitive, c.threads] for k, c in sorted(self.choices.items())})
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    # ---- JSON -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edgetune_plan": PLAN_FORMAT,
+            "model": self.model,
+            "graph_signature": self.graph_signature,
+            "tolerance": self.tolerance,
+            "device_id": self.device_id,
+            "versions_id": self.versions_id,
+            "device": self.device,
+            "versions": self.versions,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "meta": self.meta,
+            "nodes": {k: {"primitive": c.primitive, "threads": c.threads} for k, c in self.choices.items()},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, default=str))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        path = Path(path)
+        if not path.is_file():
+            raise EdgetuneError(f"plan file not found: {path}")
+        try:
+            d = json.loads(path.read_text())
+            if d.get("edgetune_plan") != PLAN_FORMAT:
+                raise ValueError("not an edgetune plan (missing 'edgetune_plan': 1)")
+            choices = {
+                k: NodeChoice(str(v["primitive"]), int(v.get("threads", 1))) for k, v in d["nodes"].items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise EdgetuneError(f"{path}: not a valid edgetune plan ({e})") from None
+        return cls(
+            model=d.get("model", ""), graph_signature=d.get("graph_signature", ""), choices=choices,
+            tolerance=d.get("tolerance"), device_id=d.get("device_id", ""), versions_id=d.get("versions_id", ""),
+            device=d.get("device", {}), versions=d.get("versions", {}), meta=d.get("meta", {}),
+        )
+
+    def check_graph(self, graph: Graph, source: str = "plan") -> None:
+        """Refuse a plan made for another model (different graph) or missing nodes."""
+        if self.graph_signature and self.graph_signature != graph_signature(graph):
+            raise EdgetuneError(
+                f"{source} was made for model {self.model!r} (graph {self.graph_signature}), "
+                f"not for {graph.name!r} (graph {graph_signature(graph)})"
+            )
+        missing = [n.name for n in graph.nodes if n.name not in self.choices]
+        if missing:
+            raise EdgetuneError(f"{source} has no choice for {len(missing)} node(s): {', '.join(missing[:5])}")
+
+    def check_environment(self, source: str = "plan") -> list[str]:
+        """Warnings when the plan was tuned on another device or other library versions."""
+        from edgetune.measure.device import fingerprint_id, versions_id
+
+        warn = []
+        if self.device_id and self.device_id != fingerprint_id():
+            warn.append(f"{source} was tuned on another device ({self.device.get('cpu', self.device_id)})")
+        if self.versions_id and self.versions_id != versions_id():
+            warn.append(f"{source} was tuned with other library versions ({self.versions})")
+        return warn
