@@ -137,7 +137,9 @@ class Converter(ABC):
     dst: Format = FP32
 
     def supports(self, shape: tuple[int, ...]) -> str | None:
-        return None if len(shape) == 4 or self.src.layout == self.dst.layout else "layout change needs a 4-D tensor"
+        if len(shape) == 4 or self.src.layout == self.dst.layout:
+            return None
+        return "layout change needs a 4-D tensor"
 
     @abstractmethod
     def prepare(self, shape: tuple[int, ...]) -> Callable[[Any], Any]:
@@ -158,7 +160,8 @@ def apply_activation(x: np.ndarray, act: Activation | None) -> np.ndarray:
     if op == "LeakyRelu":
         return np.where(x >= 0, x, x * np.float32(p.get("alpha", 0.01))).astype(x.dtype, copy=False)
     if op == "Sigmoid":
-        return (1.0 / (1.0 + np.exp(-x))).astype(x.dtype, copy=False)
+        with np.errstate(over="ignore"):  # exp overflow -> inf -> 0: the right limit
+            return (1.0 / (1.0 + np.exp(-x))).astype(x.dtype, copy=False)
     if op == "HardSigmoid":
         return np.clip(x * np.float32(p.get("alpha", 0.2)) + np.float32(p.get("beta", 0.5)), 0, 1).astype(
             x.dtype, copy=False
@@ -168,7 +171,8 @@ def apply_activation(x: np.ndarray, act: Activation | None) -> np.ndarray:
     if op == "Tanh":
         return np.tanh(x, out=x)
     if op == "Swish":
-        return (x / (1.0 + np.exp(-x))).astype(x.dtype, copy=False)
+        with np.errstate(over="ignore"):
+            return (x / (1.0 + np.exp(-x))).astype(x.dtype, copy=False)
     raise ValueError(f"unknown activation {op}")
 
 

@@ -1,0 +1,178 @@
+"""ONNX -> edgetune IR: read the file, convert protos to plain Python, fold constants, infer shapes.
+
+Why a strict importer: everything downstream assumes static shapes and a closed set of ops, so
+unsupported input must fail here, once, with every offending op named, instead of deep in a kernel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import AttributeProto, ModelProto, numpy_helper
+
+from edgetune.errors import EdgetuneError, UnsupportedModelError
+from edgetune.graph.constant_ops import CONSTANT_OPS, eval_constant_node, np_dtype
+from edgetune.graph.fold import fold_and_infer
+from edgetune.graph.ir import Graph, Node, Value
+from edgetune.graph.shapes import SHAPE_FNS
+
+MIN_OPSET, MAX_OPSET = 11, 21
+KNOWN_OPS: frozenset[str] = frozenset(SHAPE_FNS) | CONSTANT_OPS | {"ReduceMean"}
+"""Op types the importer accepts (those outside SHAPE_FNS must fold to constants)."""
+
+
+def load_onnx(path: str | Path) -> ModelProto:
+    """Read an ONNX file, with its external data files; a bad file raises EdgetuneError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgetuneError(f"model file not found: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=True)
+    except DecodeError as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise EdgetuneError(f"{path}: not a readable ONNX model (truncated or wrong format: {first})") \
+            from None
+    except Exception as e:  # onnx raises assorted types for missing or corrupt external data
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise EdgetuneError(f"{path}: cannot load the model or its external data ({first})") from None
+    if not model.ir_version or not model.HasField("graph") or not model.graph.output:
+        raise EdgetuneError(f"{path}: not an ONNX model, or truncated (no graph outputs)")
+    return model
+
+
+def _attr(a: AttributeProto) -> Any:
+    """An ONNX attribute as plain Python: ints, floats, str, lists, numpy arrays for tensors."""
+    t = a.type
+    if t == AttributeProto.FLOAT:
+        return float(a.f)
+    if t == AttributeProto.INT:
+        return int(a.i)
+    if t == AttributeProto.STRING:
+        return a.s.decode("utf-8", "replace")
+    if t == AttributeProto.TENSOR:
+        return np.array(numpy_helper.to_array(a.t))
+    if t == AttributeProto.FLOATS:
+        return [float(v) for v in a.floats]
+    if t == AttributeProto.INTS:
+        return [int(v) for v in a.ints]
+    if t == AttributeProto.STRINGS:
+        return [s.decode("utf-8", "replace") for s in a.strings]
+    if t == AttributeProto.TENSORS:
+        return [np.array(numpy_helper.to_array(x)) for x in a.tensors]
+    return None  # graphs and sparse tensors: only used by ops edgetune rejects anyway
+
+
+def _opset(model: ModelProto, source: str) -> int:
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise UnsupportedModelError(f"{source}: no default-domain opset import")
+    v = int(versions[0])
+    if not MIN_OPSET <= v <= MAX_OPSET:
+        raise UnsupportedModelError(f"{source}: opset {v} is not supported (edgetune reads "
+                                    f"{MIN_OPSET}..{MAX_OPSET})")
+    return v
+
+
+def _check_ops(nodes: list[onnx.NodeProto], source: str) -> None:
+    """One error listing every unsupported op type with the names of its nodes."""
+    bad: dict[str, list[str]] = {}
+    for i, n in enumerate(nodes):
+        domain_ok = n.domain in ("", "ai.onnx")
+        if not domain_ok or n.op_type not in KNOWN_OPS:
+            op = n.op_type if domain_ok else f"{n.domain}.{n.op_type}"
+            bad.setdefault(op, []).append(n.name or f"#{i}")
+    if bad:
+        raise UnsupportedModelError(f"unsupported ops in {source}: " + ", ".join(
+            f"{op} ({', '.join(names)})" for op, names in bad.items()))
+
+
+def _input_value(vi: onnx.ValueInfoProto, batch: int, source: str) -> Value:
+    tt = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+        raise UnsupportedModelError(f"{source}: input {vi.name!r} is not a tensor with a known rank")
+    dims: list[int] = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(int(d.dim_value))
+        elif i == 0:
+            dims.append(batch)
+        else:
+            label = d.dim_param or "?"
+            raise UnsupportedModelError(f"{source}: input {vi.name!r} has a symbolic dim {label!r} at "
+                                        f"position {i}; only the batch dim (0) may be symbolic")
+    return Value(vi.name, tuple(dims), np_dtype(tt.elem_type).name)
+
+
+def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
+    seen: set[str] = set()
+    names = []
+    for i, n in enumerate(nodes):
+        base = n.name or f"{n.op_type}_{i}"
+        name, k = base, 1
+        while name in seen:
+            name, k = f"{base}_{k}", k + 1
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = None) -> Graph:
+    """Protos -> IR without folding: nodes, attributes, initializers (Constant nodes included)."""
+    source = source or name
+    opset = _opset(model, source)
+    g = model.graph
+    _check_ops(list(g.node), source)
+    try:
+        # writable copies: onnx returns read-only views, which torch.from_numpy warns about
+        inits = {t.name: np.array(numpy_helper.to_array(t)) for t in g.initializer}
+    except Exception as e:  # external data missing or corrupt
+        raise EdgetuneError(f"{source}: cannot read initializers ({str(e).splitlines()[0]})") from None
+    values = {}
+    inputs = []
+    for vi in g.input:
+        if vi.name not in inits:
+            values[vi.name] = _input_value(vi, batch, source)
+            inputs.append(vi.name)
+    for vi in g.output:
+        tt = vi.type.tensor_type
+        dtype = np_dtype(tt.elem_type).name if tt.elem_type else "float32"
+        values.setdefault(vi.name, Value(vi.name, None, dtype))
+    nodes = []
+    for node_name, n in zip(_unique_names(list(g.node)), g.node, strict=True):
+        attrs = {a.name: _attr(a) for a in n.attribute}
+        node = Node(node_name, n.op_type, list(n.input), list(n.output), attrs)
+        if n.op_type == "Constant":
+            inits[n.output[0]] = eval_constant_node(node, [])[0]
+            continue
+        nodes.append(node)
+    graph = Graph(name, nodes, inputs, [o.name for o in g.output], values, inits, opset)
+    try:
+        graph.toposort()
+    except ValueError as e:
+        raise EdgetuneError(f"{source}: {e}") from None
+    return graph
+
+
+def import_model(model: ModelProto, name: str, batch: int = 1, source: str | None = None) -> Graph:
+    """ONNX model -> IR with constants folded, static shapes on every value, resolved attributes and
+    Identity/Dropout removed. `batch` replaces a symbolic first input dim; `source` names the model in
+    error messages (default: `name`)."""
+    from edgetune.graph.passes import remove_identities
+
+    if batch < 1:
+        raise EdgetuneError(f"batch must be >= 1, got {batch}")
+    graph = convert(model, name, batch, source)
+    fold_and_infer(graph, source or name)
+    remove_identities(graph, only_identity=True)
+    graph.remove_unused()
+    for out in graph.outputs:
+        if out not in graph.values and out not in graph.initializers:
+            raise EdgetuneError(f"{source or name}: graph output {out!r} is not produced by any node")
+    for out, v in graph.values.items():
+        if v.shape is None and out not in graph.initializers:
+            raise EdgetuneError(f"{source or name}: no shape inferred for value {out!r}")
+    return graph

@@ -1,0 +1,52 @@
+"""Calibration arithmetic shared by the int8 primitives of every library (numpy only).
+
+Why one place: torch and ONNX Runtime int8 kernels must quantise the same way (affine uint8
+activations from representative samples, symmetric per-channel int8 weights) so that their
+verification errors are comparable and a fix lands in both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgetune.graph.ir import Activation
+from edgetune.kernels.base import PrepareContext
+
+
+def relu_like(act: Activation | None) -> bool:
+    """True when the activation zeroes negatives (Relu, Clip with min >= 0): the quantised output
+    range then starts at 0 and int8 kernels can fuse a ReLU."""
+    return act is not None and (
+        act.op == "Relu" or (act.op == "Clip" and act.params.get("min", -np.inf) >= 0.0)
+    )
+
+
+def input_sample(ctx: PrepareContext, value: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The calibration sample for `value`, or a ReLU-like stand-in (|N(0,1)|) when none was given."""
+    x = ctx.samples.get(value)
+    if x is not None:
+        return np.asarray(x, dtype=np.float32)
+    return np.abs(np.random.default_rng(0).standard_normal(shape)).astype(np.float32)
+
+
+def act_qparams(x: np.ndarray, qmax: int = 255) -> tuple[float, int]:
+    """(scale, zero_point) mapping [min(x, 0), max(x, 0)] onto uint8 0..qmax (qmax 127: reduce_range)."""
+    lo, hi = min(float(np.min(x)), 0.0), max(float(np.max(x)), 0.0)
+    if hi - lo < 1e-12:
+        hi = lo + 1.0
+    scale = (hi - lo) / qmax
+    zp = int(np.clip(round(-lo / scale), 0, qmax))
+    return scale, zp
+
+
+def weight_scales(w: np.ndarray, qmax: int = 127) -> np.ndarray:
+    """Symmetric per-output-channel scales (axis 0); all-zero channels get scale 1."""
+    m = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
+    m[m == 0] = qmax
+    return m / qmax
+
+
+def quantize_weights(w: np.ndarray, scales: np.ndarray, qmax: int = 127) -> np.ndarray:
+    """Per-channel symmetric int8 weights (values in [-qmax, qmax])."""
+    s = scales.reshape((-1,) + (1,) * (w.ndim - 1))
+    return np.clip(np.rint(w / s), -qmax, qmax).astype(np.int8)

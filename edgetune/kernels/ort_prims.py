@@ -1,0 +1,224 @@
+"""ONNX Runtime primitives: one single-node InferenceSession per (node, thread count).
+
+Why single-node sessions: ORT's MLAS kernels (NCHWc convolutions at ENABLE_ALL) are the strongest
+fp32 choice on many layers here, and a one-node model lets the search mix them with other libraries.
+Calls go through the C session's `run` (~7 us) rather than the Python wrapper (~10 us) or IO binding
+(~18 us with a fresh output buffer, needed because the executor may keep outputs alive).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+from edgetune.graph.ir import Activation, Graph, Node
+from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext, Primitive
+from edgetune.kernels.registry import register
+from edgetune.kernels.threads import ort_session_options
+
+GENERIC_OPS = frozenset(
+    {
+        "Relu",
+        "LeakyRelu",
+        "Clip",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "Tanh",
+        "Mul",
+        "Add",
+        "Sub",
+        "Div",
+        "Concat",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "Flatten",
+        "Reshape",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "Softmax",
+        "Pad",
+        "LRN",
+        "BatchNormalization",
+    }
+)
+
+
+# ---- building one-node models ----------------------------------------------------------------
+
+
+def _tensor_type(dtype: str) -> int:
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def _attr_value(v: Any) -> Any:
+    """IR attrs are plain values; tensor attributes (numpy arrays) become TensorProtos."""
+    return numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v
+
+
+def activation_nodes(
+    act: Activation | None, x: str, y: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """ONNX nodes computing `y = act(x)` (Swish as Sigmoid+Mul, HardSwish as x*HardSigmoid so that
+    the model stays valid at the graph's opset), plus the constants they need."""
+    if act is None:
+        return [helper.make_node("Identity", [x], [y])], []
+    op, p = act.op, act.params
+    if op in ("Relu", "Sigmoid", "Tanh"):
+        return [helper.make_node(op, [x], [y])], []
+    if op == "LeakyRelu":
+        return [helper.make_node(op, [x], [y], alpha=float(p.get("alpha", 0.01)))], []
+    if op == "HardSigmoid":
+        return [
+            helper.make_node(op, [x], [y], alpha=float(p.get("alpha", 0.2)), beta=float(p.get("beta", 0.5)))
+        ], []
+    if op == "HardSwish":
+        return [
+            helper.make_node("HardSigmoid", [x], [y + "__hs"], alpha=1.0 / 6.0, beta=0.5),
+            helper.make_node("Mul", [x, y + "__hs"], [y]),
+        ], []
+    if op == "Swish":
+        return [
+            helper.make_node("Sigmoid", [x], [y + "__sg"]),
+            helper.make_node("Mul", [x, y + "__sg"], [y]),
+        ], []
+    if op == "Clip":
+        inits, names = [], []
+        for k in ("min", "max"):
+            v = p.get(k)
+            if v is None or not math.isfinite(v):
+                names.append("")
+            else:
+                names.append(f"{y}__{k}")
+                inits.append(numpy_helper.from_array(np.array(v, dtype=np.float32), names[-1]))
+        return [helper.make_node("Clip", [x, *names], [y])], inits
+    raise ValueError(f"unknown activation {op}")
+
+
+def make_model(
+    graph: Graph,
+    inputs: list[str],
+    outputs: list[str],
+    nodes: list[onnx.NodeProto],
+    initializers: list[onnx.TensorProto],
+    opset: int | None = None,
+) -> onnx.ModelProto:
+    """A model over `nodes` whose graph inputs/outputs take their shapes and dtypes from `graph`."""
+    vi = [
+        helper.make_tensor_value_info(v, _tensor_type(graph.dtype(v)), list(graph.shape(v))) for v in inputs
+    ]
+    vo = [
+        helper.make_tensor_value_info(v, _tensor_type(graph.dtype(v)), list(graph.shape(v))) for v in outputs
+    ]
+    g = helper.make_graph(nodes, "edgetune_node", vi, vo, initializers)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset or graph.opset)])
+    model.ir_version = min(model.ir_version, 10)
+    return model
+
+
+def node_model(graph: Graph, node: Node, activation: Activation | None = None) -> onnx.ModelProto:
+    """A one-node model of `node` (constants as initializers) with `activation` appended.
+
+    Goes through the graph exporter, which turns the IR's lifted attributes (Reshape shape, Clip
+    bounds, Pad pads, Squeeze/Unsqueeze axes) back into the ONNX inputs they are at opset >= 13."""
+    from edgetune.graph.onnx_export import to_onnx
+
+    one = dataclasses.replace(node, activation=activation)
+    dyn = list(dict.fromkeys(graph.dynamic_inputs(node)))  # Mul(x, x) reads x once
+    return to_onnx(graph, nodes=[one], inputs=dyn, outputs=[o for o in node.outputs if o])
+
+
+def session(model: onnx.ModelProto, threads: int, optimization: str = "all") -> ort.InferenceSession:
+    return ort.InferenceSession(
+        model.SerializeToString(),
+        ort_session_options(threads, optimization),
+        providers=["CPUExecutionProvider"],
+    )
+
+
+def session_kernel(sess: ort.InferenceSession, weight_bytes: int, feed: list[str] | None = None) -> Kernel:
+    """A kernel feeding its positional arguments to the input names `feed` (the node's dynamic inputs,
+    duplicates allowed; default: the session's inputs) and returning all the session's outputs."""
+    in_names = feed or [i.name for i in sess.get_inputs()]
+    out_names = [o.name for o in sess.get_outputs()]
+    run_options = ort.RunOptions()
+    c_run: Callable[..., list[Any]] | None = getattr(getattr(sess, "_sess", None), "run", None)
+
+    if c_run is not None and len(in_names) == 1:  # the common case, without dict-building overhead
+        name = in_names[0]
+
+        def run1(x: np.ndarray) -> list[Any]:
+            return c_run(out_names, {name: x}, run_options)
+
+        return FunctionKernel(run1, weight_bytes=weight_bytes)
+
+    runner = c_run or (lambda o, f, r: sess.run(o, f, r))
+
+    def run(*xs: np.ndarray) -> list[Any]:
+        return runner(out_names, dict(zip(in_names, xs, strict=True)), run_options)
+
+    return FunctionKernel(run, weight_bytes=weight_bytes)
+
+
+def initializer_bytes(model: onnx.ModelProto) -> int:
+    return sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
+
+
+def shapes_known(node: Node, graph: Graph) -> str | None:
+    for v in [*graph.dynamic_inputs(node), *(o for o in node.outputs if o)]:
+        try:
+            graph.shape(v)
+        except KeyError:
+            return f"shape of {v} unknown"
+    return None
+
+
+# ---- primitives -----------------------------------------------------------------------------------
+
+
+class OrtNode(Primitive):
+    """A single-node fp32 session (Conv, Gemm/MatMul, or any other op ONNX can express)."""
+
+    library = "onnxruntime"
+
+    def __init__(self, name: str, op_types: frozenset[str], optimization: str = "all") -> None:
+        self.name = name
+        self.op_types = op_types
+        self.optimization = optimization
+
+    def supports(self, node: Node, graph: Graph) -> str | None:
+        if node.op == "Conv":
+            if node.inputs[1] not in graph.initializers:
+                return "weights must be constant"
+            if len(graph.shape(node.inputs[0])) != 4:
+                return "only 2-D convolution (4-D input)"
+        if node.op in ("Gemm", "MatMul") and node.inputs[1] not in graph.initializers:
+            return "B must be constant"
+        if not graph.dynamic_inputs(node):
+            return "no dynamic input (should have been constant-folded)"
+        return shapes_known(node, graph)
+
+    def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
+        model = node_model(ctx.graph, node, node.activation)
+        sess = session(model, ctx.threads, self.optimization)
+        return session_kernel(sess, initializer_bytes(model), ctx.graph.dynamic_inputs(node))
+
+
+for _p in (
+    OrtNode("conv.mlas.ort", frozenset({"Conv"}), "all"),
+    OrtNode("conv.mlas_basic.ort", frozenset({"Conv"}), "basic"),
+    OrtNode("gemm.mlas.ort", frozenset({"Gemm", "MatMul"}), "all"),
+    OrtNode("op.ort", GENERIC_OPS, "all"),
+):
+    register(_p)
+
+from edgetune.kernels import ort_int8  # noqa: E402,F401  (registers the int8 ORT primitives)

@@ -1,0 +1,115 @@
+"""What every zoo model shares: its public description, how it is built, and seeded random weights.
+
+Models without trained weights still have to behave like real networks for tuning and for numerical
+checks of kernels (no dead or exploding layers, BN that does not fold to an identity), so random
+weights follow one documented recipe here instead of each builder inventing its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+IMAGENET_NORM = ("RGB: resize 256, centre crop 224, /255, then mean (0.485, 0.456, 0.406), "
+                 "std (0.229, 0.224, 0.225)")
+CIFAR_NORM = "RGB/255, then mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A built-in model as the user sees it (``edgetune zoo`` lists these)."""
+
+    name: str
+    description: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    weights: str  # "trained (<source>)" or "random (seed N, He init)"
+    preprocessing: str
+    dataset: str | None  # data set its accuracy can be measured on ("imagenet", "cifar10") or None
+
+    @property
+    def trained(self) -> bool:
+        """Whether accuracy numbers mean anything for this model."""
+        return self.weights.startswith("trained")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a model's weights come from; ``file`` feeds the cache key so new weights re-export."""
+
+    description: str
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one zoo model; ``weights`` is a function because it can depend on the environment."""
+
+    name: str
+    description: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    preprocessing: str
+    dataset: str | None
+    weights: Callable[[], Weights]
+    build: Callable[[Weights], nn.Module]  # returns the module with its weights, not yet in eval mode
+
+    def entry(self) -> ZooEntry:
+        """The public description with the weights this machine would use now."""
+        return ZooEntry(self.name, self.description, self.input_shape, self.num_classes,
+                        self.weights().description, self.preprocessing, self.dataset)
+
+
+def random_weights(seed: int) -> Callable[[], Weights]:
+    """The weights function of a model that only has seeded random weights."""
+    desc = Weights(f"random (seed {seed}, He init)")
+    return lambda: desc
+
+
+def data_dir() -> Path | None:
+    """The folder of shared data sets and weights (``$EDGETUNE_DATA``), when it is set and exists."""
+    value = os.environ.get("EDGETUNE_DATA")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_dir() else None
+
+
+def init_random(model: nn.Module, seed: int, damp: Iterable[nn.BatchNorm2d] = ()) -> None:
+    """Seeded He init with non-identity BN statistics, so BN folding and kernels see realistic numbers.
+
+    Convs: kaiming normal (fan_in, ReLU gain), which keeps the activation scale through plain stacks;
+    conv/linear biases small; linear weights N(0, 1/fan_in). BN: gamma U(0.5, 1.5), beta N(0, 0.05),
+    running_mean N(0, 0.1), running_var U(0.5, 1.5). BNs in ``damp`` (the last BN of a residual
+    branch) get gamma U(0.1, 0.3) so deep residual sums do not blow up, as zero-init-residual does in
+    trained nets but without making the branch constant.
+    """
+    g = torch.Generator().manual_seed(seed)
+    damped = {id(m) for m in damp}
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=g)
+                if m.bias is not None:
+                    nn.init.normal_(m.bias, 0.0, 0.02, generator=g)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, m.in_features ** -0.5, generator=g)
+                if m.bias is not None:
+                    nn.init.normal_(m.bias, 0.0, 0.02, generator=g)
+            elif isinstance(m, nn.BatchNorm2d):
+                lo, hi = (0.1, 0.3) if id(m) in damped else (0.5, 1.5)
+                nn.init.uniform_(m.weight, lo, hi, generator=g)
+                nn.init.normal_(m.bias, 0.0, 0.05, generator=g)
+                m.running_mean.normal_(0.0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+
+
+def quiet_build(factory: Callable[[], nn.Module]) -> nn.Module:
+    """Construct a module without disturbing the caller's global RNG (default inits draw from it)."""
+    with torch.random.fork_rng(devices=[]):
+        return factory()

@@ -1,0 +1,354 @@
+"""torch fp32 and int8 primitives against a float64 reference written here (numbers, not speed)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from edgetune.graph.ir import Activation, Graph, Node, Value
+from edgetune.kernels import torch_conv, torch_int8  # noqa: F401 - registers the primitives
+from edgetune.kernels.base import PrepareContext
+from edgetune.kernels.registry import get
+
+# ---- float64 reference and tiny graphs --------------------------------------------------------
+
+
+def ref_conv(x, w, b, strides, pads, dil, group):
+    """Direct float64 convolution (the ground truth for every kernel here)."""
+    t, l, bo, r = pads
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (t, bo), (l, r)))
+    n, _, h, wd = x.shape
+    co, cg, kh, kw = w.shape
+    oh = (h - dil[0] * (kh - 1) - 1) // strides[0] + 1
+    ow = (wd - dil[1] * (kw - 1) - 1) // strides[1] + 1
+    out = np.zeros((n, co, oh, ow))
+    og = co // group
+    for g in range(group):
+        xg, wg = x[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og].astype(np.float64)
+        for i in range(kh):
+            for j in range(kw):
+                hi, wj = i * dil[0], j * dil[1]
+                patch = xg[
+                    :,
+                    :,
+                    hi : hi + strides[0] * (oh - 1) + 1 : strides[0],
+                    wj : wj + strides[1] * (ow - 1) + 1 : strides[1],
+                ]
+                out[:, g * og : (g + 1) * og] += np.einsum("nchw,oc->nohw", patch, wg[:, :, i, j])
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
+
+
+def ref_act(y, act):
+    if act is None:
+        return y
+    p = act.params
+    return {
+        "Relu": lambda: np.maximum(y, 0),
+        "Clip": lambda: np.clip(y, p.get("min", -np.inf), p.get("max", np.inf)),
+        "LeakyRelu": lambda: np.where(y >= 0, y, y * p.get("alpha", 0.01)),
+        "Sigmoid": lambda: 1 / (1 + np.exp(-y)),
+        "HardSigmoid": lambda: np.clip(y * p.get("alpha", 0.2) + p.get("beta", 0.5), 0, 1),
+        "HardSwish": lambda: y * np.clip(y / 6 + 0.5, 0, 1),
+        "Tanh": lambda: np.tanh(y),
+        "Swish": lambda: y / (1 + np.exp(-y)),
+    }[act.op]()
+
+
+def conv_case(n, c, h, w, co, k, stride=1, pads=None, group=1, dil=1, bias=True, act=None, seed=0):
+    """(graph, node, x, reference output) for one Conv layer with random weights."""
+    rng = np.random.default_rng(seed)
+    pads = list(pads) if pads is not None else [k // 2 * dil] * 4
+    wt = (rng.standard_normal((co, c // group, k, k)) / np.sqrt(c // group * k * k)).astype(np.float32)
+    bt = rng.standard_normal(co).astype(np.float32) * 0.1 if bias else None
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    node = Node(
+        "conv",
+        "Conv",
+        ["x", "w", "b"] if bias else ["x", "w"],
+        ["y"],
+        {
+            "strides": [stride] * 2,
+            "dilations": [dil] * 2,
+            "pads": pads,
+            "group": group,
+            "kernel_shape": [k, k],
+        },
+        act,
+    )
+    ref = ref_act(ref_conv(x, wt, bt, (stride,) * 2, pads, (dil,) * 2, group), act)
+    inits = {"w": wt} | ({"b": bt} if bias else {})
+    g = Graph("t", [node], ["x"], ["y"], {"x": Value("x", x.shape), "y": Value("y", ref.shape)}, inits)
+    return g, node, x, ref
+
+
+CASES = {
+    "3x3": dict(n=1, c=16, h=12, w=12, co=16, k=3),
+    "1x1": dict(n=1, c=32, h=8, w=8, co=24, k=1),
+    "depthwise": dict(n=1, c=24, h=10, w=10, co=24, k=3, group=24),
+    "stride2": dict(n=1, c=8, h=13, w=13, co=16, k=3, stride=2),
+    "7x7s2": dict(n=1, c=3, h=23, w=23, co=8, k=7, stride=2),
+    "asym": dict(n=1, c=8, h=12, w=12, co=8, k=3, stride=2, pads=[0, 0, 1, 1]),
+    "odd": dict(n=1, c=5, h=7, w=9, co=3, k=3, bias=False),
+    "groups2": dict(n=1, c=8, h=9, w=9, co=12, k=3, group=2),
+    "batch2": dict(n=2, c=8, h=10, w=10, co=8, k=3),
+    "dilated": dict(n=1, c=8, h=12, w=12, co=8, k=3, dil=2),
+}
+
+
+def to_format(x, layout):
+    if layout == "NHWC":
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    if layout == "BLOCKED":
+        return torch.from_numpy(x).to_mkldnn()
+    return x
+
+
+def from_format(y, layout):
+    if layout == "NHWC":
+        return y.transpose(0, 3, 1, 2)
+    if layout == "BLOCKED":
+        return y.to_dense().numpy()
+    return y
+
+
+def run_prim(name, g, node, x, threads=1, samples=None):
+    prim = get(name)
+    kernel = prim.prepare(node, PrepareContext(g, threads=threads, samples=samples or {}))
+    fmt_in = prim.input_formats(node, g)[0].layout
+    out = kernel(to_format(x, fmt_in))
+    assert len(out) == 1
+    return from_format(out[0], prim.output_format(node, g).layout), kernel
+
+
+def rel_err(y, ref):
+    return float(np.abs(y - ref).max() / np.abs(ref).max())
+
+
+# ---- fp32 ----------------------------------------------------------------------------------------
+
+FP32 = [
+    "conv.onednn.torch",
+    "conv.onednn_nhwc.torch",
+    "conv.onednn_blocked.torch",
+    "conv.native.torch",
+    "conv.native_nhwc.torch",
+    "conv.nnpack.torch",
+]
+EXPECTED_DECLINES = {
+    "conv.nnpack.torch": {"depthwise", "stride2", "7x7s2", "asym", "groups2", "dilated"},
+    "conv.onednn_blocked.torch": {"asym"},
+    "conv.native_nhwc.torch": {"depthwise", "groups2"},
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("name", FP32)
+def test_fp32_conv_matches_reference(name, case):
+    g, node, x, ref = conv_case(**CASES[case])
+    reason = get(name).supports(node, g)
+    if case in EXPECTED_DECLINES.get(name, ()):
+        assert isinstance(reason, str) and reason
+        return
+    assert reason is None
+    y, kernel = run_prim(name, g, node, x)
+    assert y.shape == ref.shape
+    assert rel_err(y, ref) < 1e-4
+    assert kernel.weight_bytes >= node_weights_bytes(g) > 0
+
+
+def node_weights_bytes(g):
+    return sum(a.nbytes for a in g.initializers.values())
+
+
+@pytest.mark.parametrize("case", ["3x3", "depthwise", "asym"])
+def test_fp16w_weights(case):
+    g, node, x, ref = conv_case(**CASES[case])
+    y, kernel = run_prim("conv.onednn.torch.fp16w", g, node, x)
+    assert rel_err(y, ref) < get("conv.onednn.torch.fp16w").tolerance
+    w16 = g.initializers["w"].astype(np.float16).astype(np.float32)
+    p = node.attrs
+    ref16 = ref_conv(x, w16, g.initializers["b"], p["strides"], p["pads"], p["dilations"], p["group"])
+    assert rel_err(y, ref16) < 1e-4
+    assert kernel.weight_bytes < node_weights_bytes(g) * 0.6
+
+
+ACTS = [
+    Activation("Relu"),
+    Activation("Clip", {"min": 0.0, "max": 0.5}),
+    Activation("Clip", {"min": -0.3}),
+    Activation("LeakyRelu", {"alpha": 0.1}),
+    Activation("Sigmoid"),
+    Activation("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
+    Activation("HardSwish"),
+    Activation("Tanh"),
+    Activation("Swish"),
+]
+
+
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: f"{a.op}{sorted(a.params.values())}")
+@pytest.mark.parametrize("name", FP32 + ["conv.onednn.torch.fp16w"])
+def test_fused_activation(name, act):
+    g, node, x, ref = conv_case(**CASES["3x3"], act=act)
+    y, _ = run_prim(name, g, node, x)
+    assert rel_err(y, ref) < get(name).tolerance
+
+
+def test_blocked_roundtrip_keeps_input():
+    g, node, x, ref = conv_case(**CASES["depthwise"], act=Activation("HardSwish"))
+    xb = torch.from_numpy(x).to_mkldnn()
+    k = get("conv.onednn_blocked.torch").prepare(node, PrepareContext(g))
+    y = k(xb)[0]
+    assert y.is_mkldnn
+    assert rel_err(y.to_dense().numpy(), ref) < 1e-4
+    assert np.array_equal(xb.to_dense().numpy(), x)
+
+
+def test_native_restores_mkldnn_flag():
+    g, node, x, _ = conv_case(**CASES["3x3"])
+    before = torch.backends.mkldnn.enabled
+    run_prim("conv.native.torch", g, node, x)
+    assert torch.backends.mkldnn.enabled == before
+
+
+def test_outputs_are_fresh_contiguous_arrays():
+    g, node, x, _ = conv_case(**CASES["3x3"])
+    for name in ("conv.onednn.torch", "conv.onednn_nhwc.torch", "conv.native_nhwc.torch"):
+        prim = get(name)
+        k = prim.prepare(node, PrepareContext(g))
+        xi = to_format(x, prim.input_formats(node, g)[0].layout)
+        a, b = k(xi)[0], k(xi)[0]
+        assert a.flags.c_contiguous and not np.shares_memory(a, b)
+        assert a.shape == ((1, 12, 12, 16) if "nhwc" in name else (1, 16, 12, 12))
+
+
+# ---- Gemm / MatMul ----------------------------------------------------------------------------------
+
+
+def gemm_case(op, trans_b=0, alpha=1.0, beta=1.0, act=None, batch_dims=()):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((*batch_dims, 3, 20)).astype(np.float32)
+    bmat = rng.standard_normal((12, 20) if trans_b else (20, 12)).astype(np.float32)
+    c = rng.standard_normal(12).astype(np.float32)
+    bt = bmat.T if trans_b else bmat
+    if op == "Gemm":
+        node = Node(
+            "g", "Gemm", ["a", "b", "c"], ["y"], {"transB": trans_b, "alpha": alpha, "beta": beta}, act
+        )
+        ref = alpha * a.astype(np.float64) @ bt + beta * c
+        inits = {"b": bmat, "c": c}
+    else:
+        node = Node("g", "MatMul", ["a", "b"], ["y"], {}, act)
+        ref = a.astype(np.float64) @ bt
+        inits = {"b": bmat}
+    ref = ref_act(ref, act)
+    g = Graph("t", [node], ["a"], ["y"], {"a": Value("a", a.shape), "y": Value("y", ref.shape)}, inits)
+    return g, node, a, ref
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(op="Gemm"),
+        dict(op="Gemm", trans_b=1, alpha=0.5, beta=2.0),
+        dict(op="Gemm", act=Activation("Relu")),
+        dict(op="MatMul"),
+        dict(op="MatMul", batch_dims=(2,), act=Activation("Tanh")),
+    ],
+    ids=str,
+)
+def test_gemm_torch(kw):
+    g, node, a, ref = gemm_case(**kw)
+    prim = get("gemm.torch")
+    assert prim.supports(node, g) is None
+    k = prim.prepare(node, PrepareContext(g))
+    y = k(a)[0]
+    assert y.shape == ref.shape and rel_err(y, ref) < 1e-4
+    assert k.weight_bytes > 0
+
+
+def test_gemm_declines_dynamic_b():
+    g, node, a, _ = gemm_case("MatMul")
+    g.initializers.pop("b")
+    g.values["b"] = Value("b", (20, 12))
+    assert "constant" in get("gemm.torch").supports(node, g)
+
+
+# ---- int8 --------------------------------------------------------------------------------------------
+
+INT8_OK = [
+    "conv.int8_x86.torch",
+    "conv.int8_fbgemm.torch",
+    "conv.int8_onednn.torch",
+    "conv.int8_qnnpack.torch",
+]
+
+
+def relu_input_case(case, act=None):
+    g, node, x, _ = conv_case(**CASES[case], act=act)
+    x = np.abs(x)  # realistic post-ReLU activations
+    p = node.attrs
+    ref = ref_act(
+        ref_conv(
+            x,
+            g.initializers["w"],
+            g.initializers.get("b"),
+            p["strides"],
+            p["pads"],
+            p["dilations"],
+            p["group"],
+        ),
+        act,
+    )
+    return g, node, x, ref
+
+
+@pytest.mark.parametrize("case", ["3x3", "1x1", "depthwise", "stride2", "asym", "batch2"])
+@pytest.mark.parametrize("name", INT8_OK)
+def test_int8_conv_within_tolerance(name, case):
+    g, node, x, ref = relu_input_case(case)
+    with warnings.catch_warnings(record=True) as caught:  # keeps the module's filters
+        y, kernel = run_prim(name, g, node, x, samples={"x": x})
+    assert not [str(w.message) for w in caught if "deprecated" in str(w.message)]
+    assert rel_err(y, ref) < 0.05
+    co = g.initializers["w"].shape[0]
+    assert 0 < kernel.weight_bytes <= g.initializers["w"].nbytes / 4 + 8 * co  # int8 + bias + scales
+
+
+@pytest.mark.parametrize("name", INT8_OK)
+@pytest.mark.parametrize(
+    "act",
+    [Activation("Relu"), Activation("Clip", {"min": 0.0, "max": 1.0}), Activation("Sigmoid")],
+    ids=lambda a: a.op,
+)
+def test_int8_fused_activation(name, act):
+    g, node, x, ref = relu_input_case("3x3", act)
+    y, _ = run_prim(name, g, node, x, samples={"x": x})
+    assert rel_err(y, ref) < 0.05
+    if act.op != "Sigmoid":
+        assert y.min() >= 0
+
+
+def test_int8_without_samples_runs():
+    g, node, x, ref = relu_input_case("3x3")
+    y, _ = run_prim("conv.int8_x86.torch", g, node, x)
+    assert y.shape == ref.shape and np.isfinite(y).all()
+    assert rel_err(y, ref) < 0.1
+
+
+def test_int8_fullrange_runs():
+    g, node, x, ref = relu_input_case("1x1")
+    y, _ = run_prim("conv.int8_onednn_fullrange.torch", g, node, x, samples={"x": x})
+    assert y.shape == ref.shape  # accuracy is verification's business: it saturates on AVX2
+
+
+def test_int8_engine_switch_between_calls():
+    g, node, x, ref = relu_input_case("3x3")
+    ctx = PrepareContext(g, samples={"x": x})
+    ks = [get(n).prepare(node, ctx) for n in INT8_OK]
+    for k in ks + ks:
+        assert rel_err(k(x)[0], ref) < 0.05
