@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import onnx
 
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
@@ -10,20 +14,39 @@ from edgetune.graph.ir import Graph
 DEFAULT_MODEL = "mobilenet_v2"
 
 
-def load_model(spec: str, *, batch: int = 1) -> Graph:
-    """Load and optimise the model named by `spec` (file path or zoo name)."""
+@dataclass
+class ModelSource:
+    """The optimised graph plus what peers need: the original ONNX model, and the zoo name when the
+    model is a built-in one (torch eager baselines exist only for those)."""
+
+    graph: Graph
+    onnx_model: onnx.ModelProto
+    zoo_name: str | None
+
+    def torch_module(self) -> Any | None:
+        if self.zoo_name is None:
+            return None
+        from edgetune import zoo
+
+        return zoo.torch_module(self.zoo_name)
+
+
+def open_model(spec: str, *, batch: int = 1) -> ModelSource:
+    """Load the model named by `spec` (file path or zoo name) and optimise its graph."""
     from edgetune import zoo
-    from edgetune.graph import load_graph
+    from edgetune.graph import load_graph, load_onnx
 
     path = Path(spec)
-    looks_like_file = path.suffix.lower() == ".onnx" or path.exists() or "/" in spec
-    if looks_like_file:
-        if not path.exists():
-            raise EdgetuneError(f"model file not found: {spec}")
-        return load_graph(path, name=path.stem, batch=batch)
+    if path.suffix.lower() == ".onnx" or path.exists() or "/" in spec:
+        proto = load_onnx(path)
+        return ModelSource(load_graph(proto, name=path.stem, batch=batch), proto, None)
     names = [e.name for e in zoo.list_models()]
     if spec not in names:
-        raise EdgetuneError(
-            f"model {spec!r} is neither an .onnx file nor a zoo model (zoo: {', '.join(names)})"
-        )
-    return load_graph(zoo.build_onnx(spec), name=spec, batch=batch)
+        raise EdgetuneError(f"model {spec!r} is neither an .onnx file nor a zoo model (zoo: {', '.join(names)})")
+    proto = zoo.build_onnx(spec)
+    return ModelSource(load_graph(proto, name=spec, batch=batch), proto, spec)
+
+
+def load_model(spec: str, *, batch: int = 1) -> Graph:
+    """Just the optimised graph of `spec`."""
+    return open_model(spec, batch=batch).graph

@@ -55,9 +55,15 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-@functools.cache
 def fingerprint() -> dict[str, Any]:
-    """CPU model, machine architecture, kernel-relevant ISA flags present, and usable core count."""
+    """CPU model, machine architecture, kernel-relevant ISA flags present, and usable core count
+    (a fresh copy: callers may store or change it)."""
+    fp = _fingerprint()
+    return {**fp, "flags": list(fp["flags"])}
+
+
+@functools.cache
+def _fingerprint() -> dict[str, Any]:
     model, flags = _cpuinfo()
     arch = platform.machine().lower()
     if arch in ("arm64", "aarch64") and not flags:
@@ -92,10 +98,14 @@ def _blas() -> dict[str, str]:
     return {}
 
 
-@functools.cache
 def library_versions() -> dict[str, str]:
     """Versions of edgetune and every library whose kernels we time ("" when not installed), plus
-    numpy's BLAS and the BLAS core (e.g. "Haswell") it chose for this CPU."""
+    numpy's BLAS and the BLAS core (e.g. "Haswell") it chose for this CPU (a fresh copy)."""
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> dict[str, str]:
     from edgetune import __version__
 
     out: dict[str, str] = {"edgetune": __version__}
