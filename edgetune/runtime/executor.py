@@ -18,6 +18,7 @@ from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext
+from edgetune.kernels.ort_segments import FUSABLE, segment_kernel
 from edgetune.kernels.threads import set_threads
 from edgetune.runtime.plan import Plan
 
@@ -76,6 +77,7 @@ class Executor:
         samples: dict[str, np.ndarray] | None = None,
         check: bool = True,
         check_input: dict[str, np.ndarray] | None = None,
+        fuse: bool = True,
     ) -> None:
         self.graph = graph
         self.plan = plan
@@ -83,6 +85,7 @@ class Executor:
         if samples is None and self._needs_samples():
             samples = reference_samples(graph)
         self.samples = samples or {}
+        self.fuse = fuse
         self.steps: list[Step] = []
         self.kernels: dict[str, tuple[Kernel, str]] = {}
         self._slots: dict[tuple[str, str], int] = {}
@@ -127,6 +130,20 @@ class Executor:
     def _emitted(self, slot: int) -> bool:
         return any(slot in s.outs for s in self.steps)
 
+    def _units(self) -> list[list[Node]]:
+        """Nodes grouped into what becomes one step: maximal runs of consecutive ORT-fusable nodes with
+        the same thread count form one segment (see kernels/ort_segments.py); every other node is alone."""
+        units: list[list[Node]] = []
+        for node in self.graph.nodes:
+            c = self.plan.choices[node.name]
+            if self.fuse and units and c.primitive in FUSABLE:
+                prev = self.plan.choices[units[-1][-1].name]
+                if prev.primitive in FUSABLE and prev.threads == c.threads:
+                    units[-1].append(node)
+                    continue
+            units.append([node])
+        return units
+
     def _compile(self) -> None:
         g = self.graph
         current: dict[str, Format] = {}
@@ -134,29 +151,29 @@ class Executor:
             self._slot(name, FP32)
             current[name] = FP32
         ctx_cache: dict[int, PrepareContext] = {}
-        for node in g.nodes:
-            choice = self.plan.choices[node.name]
-            prim = _resolve(choice.primitive, node, g)
-            ctx = ctx_cache.setdefault(choice.threads, PrepareContext(g, choice.threads, self.samples))
-            set_threads(choice.threads)
-            try:
-                kernel = prim.prepare(node, ctx)
-            except EdgetuneError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a library failing to prepare is a user-facing fact
-                raise EdgetuneError(
-                    f"primitive {prim.name} failed to prepare node {node.name!r}: {type(e).__name__}: {e}"
-                ) from None
-            self.kernels[node.name] = (kernel, prim.precision)
-            ins = []
-            for value, want in zip(g.dynamic_inputs(node), prim.input_formats(node, g), strict=True):
-                ins.append(self._converted(value, current[value], want))
-            out_fmt = prim.output_format(node, g)
+        for unit in self._units():
+            threads = self.plan.choices[unit[0].name].threads
+            prims = [_resolve(self.plan.choices[n.name].primitive, n, g) for n in unit]
+            set_threads(threads)
+            if len(unit) > 1:
+                kernel, in_values, out_values = _prepare(lambda u=unit, t=threads: segment_kernel(g, u, t), unit[0])
+                in_formats, out_formats = [FP32] * len(in_values), [FP32] * len(out_values)
+                name, prim_name, precision = f"{unit[0].name}..{unit[-1].name}", f"ort.segment[{len(unit)}]", "fp32"
+            else:
+                node, prim = unit[0], prims[0]
+                ctx = ctx_cache.setdefault(threads, PrepareContext(g, threads, self.samples))
+                kernel = _prepare(lambda n=node, p=prim, c=ctx: p.prepare(n, c), node)
+                in_values, in_formats = g.dynamic_inputs(node), prim.input_formats(node, g)
+                out_values = node.outputs
+                out_formats = [prim.output_format(node, g)] * len(out_values)
+                name, prim_name, precision = node.name, prim.name, prim.precision
+            self.kernels[name] = (kernel, precision)
+            ins = [self._converted(v, current[v], want) for v, want in zip(in_values, in_formats, strict=True)]
             outs = []
-            for o in node.outputs:
-                outs.append(self._slot(o, out_fmt))
-                current[o] = out_fmt
-            self.steps.append(Step("node", node.name, kernel, ins, outs, choice.threads, prim.name))
+            for o, fmt in zip(out_values, out_formats, strict=True):
+                outs.append(self._slot(o, fmt))
+                current[o] = fmt
+            self.steps.append(Step("node", name, kernel, ins, outs, threads, prim_name))
         self._out_slots = [self._converted(o, current[o], FP32) for o in g.outputs]
         self._in_slots = [self._slots[(i, FP32.key)] for i in g.inputs]
         self._plan_liveness()
@@ -193,13 +210,7 @@ class Executor:
                     f"input {name!r} has shape {tuple(x.shape)}, the model expects {self.graph.shape(name)}"
                 )
             slots[slot] = np.ascontiguousarray(x, dtype=np.float32)
-        for s in self.steps:
-            set_threads(s.threads)
-            res = s.fn(*[slots[i] for i in s.ins]) if s.kind == "node" else [s.fn(slots[s.ins[0]])]
-            for o, v in zip(s.outs, res, strict=False):
-                slots[o] = v
-            for f in s.free_after:
-                slots[f] = None
+        run_steps(self.steps, slots)
         return {name: slots[s] for name, s in zip(self.graph.outputs, self._out_slots, strict=True)}
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -241,6 +252,27 @@ class Executor:
 
     def step_table(self) -> list[dict[str, Any]]:
         return [{"step": s.name, "kind": s.kind, "primitive": s.primitive, "threads": s.threads} for s in self.steps]
+
+
+def run_steps(steps: list[Step], slots: list[Any]) -> None:
+    """The inner loop: call each step on its input slots, store its outputs, free dead slots."""
+    for s in steps:
+        set_threads(s.threads)
+        res = s.fn(*[slots[i] for i in s.ins]) if s.kind == "node" else [s.fn(slots[s.ins[0]])]
+        for o, v in zip(s.outs, res, strict=False):
+            slots[o] = v
+        for f in s.free_after:
+            slots[f] = None
+
+
+def _prepare(build: Callable[[], Any], node: Node) -> Any:
+    """Run a kernel build; a library failing to prepare is reported as one line naming the node."""
+    try:
+        return build()
+    except EdgetuneError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise EdgetuneError(f"preparing node {node.name!r} failed: {type(e).__name__}: {e}") from None
 
 
 def _resolve(name: str, node: Node, graph: Graph):  # noqa: ANN202 - returns a Primitive

@@ -153,9 +153,8 @@ def _conv(node: Node, inputs: Inputs) -> Arr:
     pads = _pads(node, x.shape[2:], kernel, strides, dil)
     og = co // g
     # channels-last per group, (G, N, *spatial, Cg): each tap's patch reshapes to (G, pixels, Cg)
-    xg = _pad_spatial(x, pads[:k], pads[k:], 0.0).reshape(n, g, cg, *[s + pads[i] + pads[k + i]
-                                                                       for i, s in enumerate(x.shape[2:])])
-    xg = np.moveaxis(xg, (1, 2), (0, -1))
+    xp = _pad_spatial(x, pads[:k], pads[k:], 0.0)
+    xg = np.moveaxis(xp.reshape(n, g, cg, *xp.shape[2:]), (1, 2), (0, -1))
     out = [(xg.shape[2 + i] - dil[i] * (kernel[i] - 1) - 1) // strides[i] + 1 for i in range(k)]
     if min(out) <= 0:
         raise EdgetuneError(f"Conv node {node.name}: output size {out} is empty")

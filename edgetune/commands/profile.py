@@ -1,0 +1,91 @@
+"""`edgetune profile MODEL`: fill the profile database for a model (verification, node, converter and
+dispatch timings); a second run on the same machine measures nothing new and says so."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.table import Table
+
+from edgetune.modelsrc import load_model
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo model name or path to an .onnx file")
+    add_db_arguments(p)
+
+
+def add_db_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that measures (profile, tune)."""
+    p.add_argument("--db", help="profile database (default: one per user, in the cache folder)")
+    p.add_argument("--threads", default=None,
+                   help="thread counts to measure, comma-separated (default: 1 and all cores)")
+    p.add_argument("--time-cap", type=float, default=None, help="seconds of timing per measurement at most")
+
+
+def thread_counts(spec: str | None) -> list[int]:
+    from edgetune.commands.run import default_threads
+    from edgetune.errors import EdgetuneError
+
+    if not spec:
+        return sorted({1, default_threads()})
+    try:
+        counts = sorted({int(x) for x in spec.split(",") if x.strip()})
+    except ValueError:
+        raise EdgetuneError(f"--threads: expected comma-separated integers, got {spec!r}") from None
+    if not counts or min(counts) < 1:
+        raise EdgetuneError(f"--threads: thread counts must be >= 1, got {spec!r}")
+    return counts
+
+
+def run_profile(graph: Any, args: argparse.Namespace) -> tuple[Any, Any]:
+    """Open the DB and profile `graph` with a progress bar; returns (db, summary)."""
+    from edgetune.measure.db import ProfileDB
+    from edgetune.measure.profiler import DEFAULT_TIME_CAP_S, Profiler
+    from edgetune.report.progress import progress_bar
+
+    db = ProfileDB(args.db)
+    prof = Profiler(graph, db, thread_counts(args.threads), time_cap_s=args.time_cap or DEFAULT_TIME_CAP_S)
+    bars: list[Any] = []
+
+    def progress(description: str, total: int) -> Any:
+        for b in bars:
+            b.__exit__(None, None, None)
+        bars.clear()
+        cm = progress_bar(args.console, f"{graph.name}: {description}", total)
+        bars.append(cm)
+        return cm.__enter__()
+
+    try:
+        summary = prof.run(progress)
+    finally:
+        for b in bars:
+            b.__exit__(None, None, None)
+    return db, summary
+
+
+def execute(args: argparse.Namespace) -> dict[str, Any]:
+    graph = load_model(args.model)
+    db, s = run_profile(graph, args)
+    return {"model": graph.name, "new_measurements": s.new_measurements, "cached": s.cached,
+            "db": str(db.path), "verified": s.verified, "excluded": s.excluded, "disturbed": s.disturbed,
+            "seconds": s.seconds, "db_rows": db.count()}
+
+
+def render(result: dict[str, Any], console: Any) -> None:
+    t = Table(title=f"edgetune profile {result['model']}")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("new measurements", str(result["new_measurements"]))
+    t.add_row("already in the database", str(result["cached"]))
+    t.add_row("verified (node, primitive) pairs", str(result["verified"]))
+    t.add_row("excluded by verification", str(len(result["excluded"])))
+    t.add_row("disturbed by foreign load (flagged)", str(result["disturbed"]))
+    t.add_row("time", f"{result['seconds']:.1f} s")
+    t.add_row("database", result["db"])
+    console.print(t)
+    if result["new_measurements"] == 0:
+        console.print("nothing new to measure: every measurement came from the database")
+    for k, why in list(result["excluded"].items())[:20]:
+        console.print(f"  excluded {k}: {why}")

@@ -1,0 +1,228 @@
+"""`edgetune profile`: measure every (node, verified primitive, threads) and every converter an edge
+may need, into the ProfileDB, skipping what the database already holds.
+
+Order of work: (1) verification of each candidate primitive on each distinct node signature (results
+cached in the DB, a failing primitive is excluded with its reason); (2) timing of each verified
+(signature, primitive, threads); (3) timing of each converter the space can need on each edge's tensor
+shape; (4) the executor's per-step dispatch cost. Each result is committed as soon as it is measured,
+so an interrupted profile resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgetune.graph.ir import Graph, Node
+from edgetune.kernels import registry
+from edgetune.kernels.base import FP32, Format, PrepareContext, Primitive
+from edgetune.kernels.threads import set_threads
+from edgetune.measure.db import ProfileDB, node_signature
+from edgetune.measure.timing import Timing, time_callable
+
+DISPATCH_KEY = "executor.dispatch"
+# Timing budget per measurement: enough runs for a stable median of sub-millisecond kernels, short
+# enough that a whole model profiles in minutes on a 2-core machine.
+DEFAULT_TIME_CAP_S = 0.25
+
+
+@dataclass
+class ProfileSummary:
+    new_measurements: int = 0
+    cached: int = 0
+    verified: int = 0
+    excluded: dict[str, str] = field(default_factory=dict)  # "node/primitive" -> reason
+    disturbed: int = 0
+    seconds: float = 0.0
+
+
+def converter_route(src: Format, dst: Format) -> list[Any] | None:
+    """The converters taking src to dst: direct, or through NCHW fp32; None when impossible."""
+    if src.key == dst.key:
+        return []
+    direct = registry.converter(src, dst)
+    if direct is not None:
+        return [direct]
+    a, b = registry.converter(src, FP32), registry.converter(FP32, dst)
+    if (a is not None or src.key == FP32.key) and (b is not None or dst.key == FP32.key):
+        return [c for c in (a, b) if c is not None]
+    return None
+
+
+def candidate_primitives(node: Node, graph: Graph) -> list[Primitive]:
+    return [p for p, reason in registry.candidates(node, graph) if reason is None]
+
+
+class Profiler:
+    """Fills a ProfileDB for one graph; `plan()` says what is missing, `run()` measures it."""
+
+    def __init__(self, graph: Graph, db: ProfileDB, threads: Sequence[int], *,
+                 samples: dict[str, np.ndarray] | None = None, time_cap_s: float = DEFAULT_TIME_CAP_S) -> None:
+        self.graph, self.db, self.threads = graph, db, sorted(set(threads))
+        self._samples = samples
+        self.time_cap_s = time_cap_s
+        self.sigs = {n.name: node_signature(n, graph) for n in graph.nodes}
+
+    @property
+    def samples(self) -> dict[str, np.ndarray]:
+        if self._samples is None:
+            from edgetune.runtime.executor import reference_samples
+
+            self._samples = reference_samples(self.graph)
+        return self._samples
+
+    # ---- what to do ------------------------------------------------------------------------
+    def distinct_nodes(self) -> list[Node]:
+        """One node per signature: identical layers share measurements."""
+        seen: dict[str, Node] = {}
+        for n in self.graph.nodes:
+            seen.setdefault(self.sigs[n.name], n)
+        return list(seen.values())
+
+    def verified(self, node: Node) -> list[Primitive]:
+        """Candidates whose cached verification passed (unverified ones are not included)."""
+        out = []
+        for p in candidate_primitives(node, self.graph):
+            rec = self.db.get_verification(self.sigs[node.name], p.name)
+            if rec is not None and rec.ok:
+                out.append(p)
+        return out
+
+    def edge_conversions(self) -> set[tuple[str, tuple[int, ...], Any]]:
+        """(value, shape, converter) for every converter some plan can need on some edge."""
+        g = self.graph
+        out_formats: dict[str, set[str]] = {i: {FP32.key} for i in g.inputs}
+        fmt_by_key: dict[str, Format] = {FP32.key: FP32}
+        needs: set[tuple[str, tuple[int, ...], Any]] = set()
+        for node in g.nodes:
+            prims = self.verified(node)
+            for p in prims:
+                for value, want in zip(g.dynamic_inputs(node), p.input_formats(node, g), strict=True):
+                    fmt_by_key[want.key] = want
+                    for have_key in out_formats.get(value, {FP32.key}):
+                        for conv in converter_route(fmt_by_key[have_key], want) or []:
+                            needs.add((value, g.shape(value), conv))
+                of = p.output_format(node, g)
+                fmt_by_key[of.key] = of
+                for o in node.outputs:
+                    out_formats.setdefault(o, set()).add(of.key)
+        for o in g.outputs:
+            for have_key in out_formats.get(o, set()):
+                for conv in converter_route(fmt_by_key[have_key], FP32) or []:
+                    needs.add((o, g.shape(o), conv))
+        return needs
+
+    # ---- doing it --------------------------------------------------------------------------
+    def run(self, progress: Callable[[str, int], Any] | None = None) -> ProfileSummary:
+        """Verify, then measure what the DB lacks. `progress(description, total)` returns an advance fn."""
+        t0 = time.perf_counter()
+        s = ProfileSummary()
+        nodes = self.distinct_nodes()
+        to_verify = [(n, p) for n in nodes for p in candidate_primitives(n, self.graph)
+                     if self.db.get_verification(self.sigs[n.name], p.name) is None]
+        s.cached += sum(len(candidate_primitives(n, self.graph)) for n in nodes) - len(to_verify)
+        advance = progress("verifying", len(to_verify)) if progress and to_verify else None
+        for node, prim in to_verify:
+            self._verify(node, prim)
+            s.new_measurements += 1
+            if advance:
+                advance(f"{node.name} {prim.name}")
+        timing_tasks = []
+        for node in nodes:
+            for prim in candidate_primitives(node, self.graph):
+                rec = self.db.get_verification(self.sigs[node.name], prim.name)
+                if rec is None or not rec.ok:
+                    s.excluded[f"{node.name}/{prim.name}"] = rec.reason if rec else "not verified"
+                    continue
+                s.verified += 1
+                for t in self.threads:
+                    if self.db.get_node(self.sigs[node.name], prim.name, t) is None:
+                        timing_tasks.append((node, prim, t))
+                    else:
+                        s.cached += 1
+        conv_tasks = []
+        for _value, shape, conv in sorted(self.edge_conversions(), key=lambda x: (x[2].name, x[1])):
+            if (conv.name, shape) in {(c.name, sh) for c, sh in conv_tasks}:
+                continue
+            if self.db.get_converter(conv.name, shape, 1) is None:
+                conv_tasks.append((conv, shape))
+            else:
+                s.cached += 1
+        dispatch_missing = self.db.get_converter(DISPATCH_KEY, (), 1) is None
+        s.cached += int(not dispatch_missing)
+        total = len(timing_tasks) + len(conv_tasks) + int(dispatch_missing)
+        advance = progress("measuring", total) if progress and total else None
+        for node, prim, t in timing_tasks:
+            timing, wb, ws = self._time_node(node, prim, t)
+            self.db.put_node(self.sigs[node.name], prim.name, t, timing, wb, ws)
+            s.new_measurements += 1
+            s.disturbed += int(timing.disturbed)
+            if advance:
+                advance(f"{node.name} {prim.name}@{t}")
+        for conv, shape in conv_tasks:
+            timing = self._time_converter(conv, shape)
+            self.db.put_converter(conv.name, shape, 1, timing)
+            s.new_measurements += 1
+            s.disturbed += int(timing.disturbed)
+            if advance:
+                advance(f"{conv.name} {shape}")
+        if dispatch_missing:
+            self.db.put_converter(DISPATCH_KEY, (), 1, measure_dispatch())
+            s.new_measurements += 1
+            if advance:
+                advance("executor dispatch")
+        s.seconds = time.perf_counter() - t0
+        return s
+
+    def _verify(self, node: Node, prim: Primitive) -> None:
+        from edgetune.kernels.verify import verify
+
+        res = verify(prim, node, self.graph, samples=self.samples, threads=max(self.threads))
+        rel = res.rel_error if np.isfinite(res.rel_error) else None
+        self.db.put_verification(self.sigs[node.name], prim.name, res.ok, rel, res.reason or "")
+
+    def _inputs(self, node: Node, prim: Primitive) -> list[Any]:
+        g = self.graph
+        out = []
+        for value, want in zip(g.dynamic_inputs(node), prim.input_formats(node, g), strict=True):
+            x = np.ascontiguousarray(self.samples[value])
+            for conv in converter_route(FP32, want) or []:
+                x = conv.prepare(g.shape(value))(x)
+            out.append(x)
+        return out
+
+    def _time_node(self, node: Node, prim: Primitive, threads: int) -> tuple[Timing, int, int]:
+        set_threads(threads)
+        kernel = prim.prepare(node, PrepareContext(self.graph, threads, self.samples))
+        inputs = self._inputs(node, prim)
+        timing = time_callable(lambda: kernel(*inputs), time_cap_s=self.time_cap_s, max_runs=100)
+        return timing, int(kernel.weight_bytes), int(kernel.workspace_bytes)
+
+    def _time_converter(self, conv: Any, shape: tuple[int, ...]) -> Timing:
+        set_threads(1)
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        for c in converter_route(FP32, conv.src) or []:
+            x = c.prepare(shape)(x)
+        fn = conv.prepare(shape)
+        return time_callable(lambda: fn(x), time_cap_s=self.time_cap_s, max_runs=100)
+
+
+def measure_dispatch(steps: int = 200) -> Timing:
+    """The executor's own cost per step (slot reads/writes, thread check, call), per step in ms."""
+    from edgetune.runtime.executor import Step, run_steps
+
+    prog = [Step("node", f"s{i}", lambda x: [x], [i], [i + 1], 1, "noop", [i]) for i in range(steps)]
+    slots: list[Any] = [None] * (steps + 1)
+
+    def once() -> None:
+        slots[0] = 1
+        run_steps(prog, slots)
+
+    t = time_callable(once, time_cap_s=0.3)
+    scale = 1.0 / steps
+    return Timing(t.median_ms * scale, t.p10_ms * scale, t.p90_ms * scale, t.min_ms * scale, t.spread, t.runs,
+                  t.foreign_cores, t.disturbed, t.ci_rel)
