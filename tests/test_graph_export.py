@@ -176,3 +176,31 @@ def test_matmul_macs() -> None:
            {"M": w(7, 3)})
     g = load_graph(m)
     assert node_macs(g.nodes[0], g) == 2 * 5 * 3 * 7 and node_params(g.nodes[0], g) == 21
+
+
+def test_slice_and_channel_pad_export_and_stats() -> None:
+    """Option-A shortcut (x[:, :, ::2, ::2], zero channels): whole graph and single nodes in ONNX Runtime
+    equal the original, no MACs or parameters, and re-inference keeps the normalised attributes."""
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    nodes = [
+        helper.make_node("Slice", ["x", "s", "e", "a", "t"], ["h"], name="sub"),
+        helper.make_node("Pad", ["h", "p"], ["y"], name="pad"),
+    ]
+    m = mk(nodes, [vi("x", [1, 4, 8, 7])], [vi("y", [1, 8, 4, 4])],
+           {"s": i64(0, 0), "e": i64(2**62, 2**62), "a": i64(2, 3), "t": i64(2, 2),
+            "p": i64(0, 2, 0, 0, 0, 2, 0, 0)}, opset=13)
+    g = load_graph(m)
+    sl, pad = g.nodes
+    assert sl.attrs == {"starts": [0, 0], "ends": [8, 7], "axes": [2, 3], "steps": [2, 2]}
+    x = w(1, 4, 8, 7)
+    want = run(m, {"x": x})[0]
+    assert np.array_equal(run(to_onnx(g), {"x": x})[0], want)
+    assert np.array_equal(run(to_onnx(g, nodes=[sl]), {"x": x})[0], x[:, :, ::2, ::2])
+    assert np.array_equal(run(to_onnx(g, nodes=["pad"]), {"h": x[:, :, ::2, ::2].copy()})[0], want)
+    assert [node_macs(n, g) for n in g.nodes] == [0, 0] and [node_params(n, g) for n in g.nodes] == [0, 0]
+    rows = layer_table(g)
+    assert [(r["op"], r["input_shapes"], r["output_shape"], r["activation_bytes"]) for r in rows] == \
+        [("Slice", [[1, 4, 8, 7]], [1, 4, 4, 4], 256), ("Pad", [[1, 4, 4, 4]], [1, 8, 4, 4], 512)]
+    before = (dict(sl.attrs), {k: v.shape for k, v in g.values.items()})
+    infer_shapes(g)
+    assert (sl.attrs, {k: v.shape for k, v in g.values.items()}) == before

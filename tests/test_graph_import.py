@@ -389,3 +389,119 @@ def test_constant_ops() -> None:
     with pytest.raises(EdgetuneError) as e:
         _ev("Reshape", [x, i64(5, -1)])
     assert "node n" in one_line_error(e)
+
+
+# ---- Slice on runtime data -------------------------------------------------------------------------
+
+BIG = np.iinfo(np.int64).max
+
+
+def _slice_model() -> onnx.ModelProto:
+    """Opset 13: an option-A shortcut (x[:, :, ::2, ::2] then zero channels) plus slices with negative
+    starts/ends, omitted axes, negative and out-of-range steps, next to a strided conv path."""
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], name="conv", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Slice", ["x", "s0", "e0", "a0", "t0"], ["h"], name="sub_h"),
+        helper.make_node("Slice", ["h", "s0", "e0", "a1", "t0"], ["hw"], name="sub_w"),
+        helper.make_node("Pad", ["hw", "pads"], ["sc"], name="pad_c"),
+        helper.make_node("Add", ["c", "sc"], ["y"], name="add"),
+        # axes omitted (leading axes), negative starts/ends, no steps
+        helper.make_node("Slice", ["x", "s2", "e2"], ["z"], name="neg"),
+        # negative steps, clamped out-of-range starts/ends, negative axes
+        helper.make_node("Slice", ["y", "s3", "e3", "a3", "t3"], ["r"], name="rev"),
+    ]
+    inits = {"W": w(8, 4, 3, 3), "s0": i64(0), "e0": i64(BIG), "a0": i64(2), "a1": i64(3), "t0": i64(2),
+             "pads": i64(0, 2, 0, 0, 0, 2, 0, 0),
+             "s2": i64(0, -3, -7, 1), "e2": i64(1, -1, BIG, -2),
+             "s3": i64(-1, 100, 5), "e3": i64(-BIG, 0, -100), "a3": i64(-1, 1, -2), "t3": i64(-1, -2, -3)}
+    return mk(nodes, [vi("x", [1, 4, 10, 9])], [vi("y", [1, 8, 5, 5]), vi("z", None), vi("r", None)], inits,
+              opset=13)
+
+
+def test_runtime_slice_lifted_and_normalised() -> None:
+    m = _slice_model()
+    g = load_graph(m, name="sl")
+    by = {n.name: n for n in g.nodes}
+    assert [n.op for n in g.nodes] == ["Conv", "Slice", "Slice", "Pad", "Add", "Slice", "Slice"]
+    for n in ("sub_h", "sub_w", "neg", "rev"):
+        assert by[n].inputs[:1] == by[n].inputs and len(by[n].inputs) == 1, n
+    assert by["sub_h"].attrs == {"starts": [0], "ends": [10], "axes": [2], "steps": [2]}
+    assert by["sub_w"].attrs == {"starts": [0], "ends": [9], "axes": [3], "steps": [2]}
+    assert by["neg"].attrs == {"starts": [0, 1, 3, 1], "ends": [1, 3, 10, 7], "axes": [0, 1, 2, 3],
+                               "steps": [1, 1, 1, 1]}
+    # y is (1, 8, 5, 5): axis 1 from 7 down to (excl.) 0 by 2, axis 2 from 4 to the start by 3, axis 3
+    # from 4 to the start by 1 (ends past the start become -(dim + 1))
+    assert by["rev"].attrs == {"starts": [7, 4, 4], "ends": [0, -6, -6], "axes": [1, 2, 3],
+                               "steps": [-2, -3, -1]}
+    assert by["pad_c"].attrs["pads"] == [0, 2, 0, 0, 0, 2, 0, 0]
+    assert g.shape("h") == (1, 4, 5, 9) and g.shape("hw") == (1, 4, 5, 5) and g.shape("sc") == (1, 8, 5, 5)
+    assert g.shape("z") == (1, 2, 7, 6) and g.shape("r") == (1, 4, 2, 5)
+    assert_shapes_like_onnx(m, g, min_checked=6)
+
+
+def test_runtime_slice_exports_and_runs() -> None:
+    from edgetune.runtime.reference import run_graph
+
+    m = _slice_model()
+    g = load_graph(m, name="sl")
+    x = w(1, 4, 10, 9)
+    want = run(m, {"x": x})
+    got_ort = run(to_onnx(g), {"x": x})
+    ref = run_graph(g, {"x": x})
+    for name, a, b in zip(g.outputs, want, got_ort, strict=True):
+        assert a.shape == b.shape and np.array_equal(a, b), name
+        scale = max(float(np.abs(a).max()), 1e-12)
+        assert ref[name].shape == a.shape and float(np.abs(ref[name] - a).max()) / scale <= 1e-6, name
+    # single-node sessions (how ONNX Runtime primitives run a node)
+    for n in g.nodes:
+        if n.op in ("Slice", "Pad"):
+            feed = {"x": x} if n.inputs[0] == "x" else {n.inputs[0]: run_graph(g, {"x": x}, keep=True)[n.inputs[0]]}
+            out = run(to_onnx(g, nodes=[n]), feed)[0]
+            assert np.array_equal(out, run_graph(g, {"x": x}, keep=True)[n.outputs[0]]), n.name
+
+
+def test_attribute_form_slice() -> None:
+    """The opset < 10 form (starts/ends/axes attributes, no steps) normalises like the input form and
+    exports as inputs (opset 13) or as attributes (opset 9)."""
+    from edgetune.graph.fold import fold_and_infer
+    from edgetune.graph.ir import Graph, Value
+    from edgetune.runtime.reference import run_graph
+
+    attrs = {"starts": [1, -3], "ends": [-1, 1000], "axes": [3, 1]}
+    node = Node("s9", "Slice", ["x"], ["y"], dict(attrs))
+    g = Graph("a", [node], ["x"], ["y"], {"x": Value("x", (2, 5, 4, 6))}, {}, opset=13)
+    fold_and_infer(g)
+    assert node.attrs == {"starts": [2, 1], "ends": [5, 5], "axes": [1, 3], "steps": [1, 1]}
+    assert g.shape("y") == (2, 3, 4, 4)
+    x = w(2, 5, 4, 6)
+    op9 = mk([helper.make_node("Slice", ["x"], ["y"], **attrs)], [vi("x", [2, 5, 4, 6])], [vi("y", None)],
+             opset=9)
+    want = run(op9, {"x": x})[0]
+    assert np.array_equal(want, x[:, 2:5, :, 1:5])
+    assert np.abs(run_graph(g, {"x": x})["y"] - want).max() <= 1e-6
+    m13, m9 = to_onnx(g), to_onnx(g, opset=9)
+    assert len(m13.graph.node[0].input) == 5 and list(m9.graph.node[0].input) == ["x"]
+    onnx.checker.check_model(m9)
+    assert np.array_equal(run(m13, {"x": x})[0], want) and np.array_equal(run(m9, {"x": x})[0], want)
+    with pytest.raises(EdgetuneError, match="steps"):
+        node.attrs["steps"] = [1, 2]
+        to_onnx(g, opset=9)
+
+
+def test_slice_errors_name_the_node() -> None:
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    dyn = mk([helper.make_node("Slice", ["x", "s", "e"], ["y"], name="dyn_starts")],
+             [vi("x", [1, 4]), vi("s", [1], TensorProto.INT64)], [vi("y", None)], {"e": i64(3)}, opset=13)
+    with pytest.raises(UnsupportedModelError, match="dyn_starts .*starts input 's' is not a constant"):
+        load_graph(dyn)
+    for name, inits, msg in (
+        ("zero_step", {"s": i64(0), "e": i64(3), "a": i64(1), "t": i64(0)}, "step 0"),
+        ("bad_axis", {"s": i64(0), "e": i64(3), "a": i64(2), "t": i64(1)}, "axis 2 out of range"),
+        ("empty", {"s": i64(3), "e": i64(1), "a": i64(1), "t": i64(1)}, "leave nothing"),
+    ):
+        m = mk([helper.make_node("Slice", ["x", "s", "e", "a", "t"], ["y"], name=name)], [vi("x", [1, 4])],
+               [vi("y", None)], inits, opset=13)
+        with pytest.raises(EdgetuneError) as e:
+            load_graph(m)
+        assert one_line_error(e).startswith(f"node {name} (Slice): ") and msg in one_line_error(e)

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph.ir import Activation, Graph, Node, Value
+from edgetune.graph.shapes import infer_shapes
 from edgetune.kernels import reference_prims  # noqa: F401 - registers the ref.* primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
@@ -22,7 +23,7 @@ RNG = np.random.default_rng(0)
 # Every op the architecture says survives import (docs/architecture.md, "Ops that survive import").
 ARCH_OPS = ("Conv Gemm MatMul Relu LeakyRelu Clip Sigmoid HardSigmoid HardSwish Tanh Mul Add Sub Div Concat "
             "MaxPool AveragePool GlobalAveragePool Flatten Reshape Squeeze Unsqueeze Transpose Softmax Pad "
-            "LRN BatchNormalization").split()
+            "Slice LRN BatchNormalization").split()
 
 
 def rnd(*shape: int, scale: float = 1.0) -> np.ndarray:
@@ -201,6 +202,72 @@ def test_pad() -> None:
     got = run_node(Node("p", "Pad", ["x"], ["y"], {"pads": pads.tolist(), "value": 1.5}), [x])[0]
     want = ort_run("Pad", {"x": x}, {"p": pads, "v": np.array(1.5, np.float32)}, ["x", "p", "v"], {})[0]
     np.testing.assert_array_equal(got, want)
+
+
+SLICE_CASES = [  # (starts, ends, axes, steps) on a (2, 5, 6, 7) input; None = omitted
+    ([0, 0], [2**62, 2**62], [2, 3], [2, 2]),           # option-A shortcut x[:, :, ::2, ::2]
+    ([0, -4], [-1, 100], None, None),                    # leading axes, negative and huge ends
+    ([-1], [-2**62], [-1], [-1]),                        # full reverse
+    ([100, -100], [-100, 100], [1, 2], [-2, 3]),          # clamping: start past the end, end before 0
+    ([-100], [-2**62], [3], [-1]),                        # start before 0 under a negative step
+    ([4, 1], [1, 5], [-2, 1], [-1, 1]),
+]
+
+
+@pytest.mark.parametrize("starts,ends,axes,steps", SLICE_CASES)
+def test_slice_input_and_attribute_forms(starts: list, ends: list, axes: list | None, steps: list | None) -> None:
+    x = rnd(2, 5, 6, 7)
+    consts = {"s": np.array(starts, np.int64), "e": np.array(ends, np.int64)}
+    order = ["x", "s", "e"]
+    if axes is not None or steps is not None:
+        consts["a"] = np.array(axes if axes is not None else list(range(len(starts))), np.int64)
+        order.append("a")
+    if steps is not None:
+        consts["t"] = np.array(steps, np.int64)
+        order.append("t")
+    want = check("Slice", {"x": x}, consts=consts, order=order, opset=13, tol=0.0)
+    # edgetune's attribute form, raw and normalised, and the ref.slice primitive
+    attrs = {"starts": starts, "ends": ends, **({"axes": axes} if axes is not None else {}),
+             **({"steps": steps} if steps is not None else {})}
+    node = Node("sl", "Slice", ["x"], ["y"], attrs)
+    np.testing.assert_array_equal(run_node(node, [x])[0], want)
+    g = Graph("t", [node], ["x"], ["y"], {"x": Value("x", x.shape)}, {})
+    infer_shapes(g)
+    assert set(node.attrs) == {"starts", "ends", "axes", "steps"} and g.shape("y") == want.shape
+    got = get("ref.slice").prepare(node, PrepareContext(g))(x)[0]
+    np.testing.assert_array_equal(got, want)
+    assert got.flags.c_contiguous and got.dtype == np.float32
+
+
+def test_channel_pad_after_slice_attribute_form() -> None:
+    """ResNet option-A shortcut: subsample then zero channels on axis 1, as the importer leaves them."""
+    x = rnd(1, 4, 8, 8)
+    sl = Node("sl", "Slice", ["x"], ["h"], {"starts": [0, 0], "ends": [8, 8], "axes": [2, 3], "steps": [2, 2]})
+    pad = Node("pad", "Pad", ["h"], ["y"], {"pads": [0, 2, 0, 0, 0, 2, 0, 0], "mode": "constant", "value": 0.0})
+    g = Graph("t", [sl, pad], ["x"], ["y"], {"x": Value("x", x.shape)}, {})
+    infer_shapes(g)
+    y = run_graph(g, {"x": x})["y"]
+    assert y.shape == (1, 8, 4, 4) and g.shape("y") == (1, 8, 4, 4)
+    np.testing.assert_array_equal(y[:, 2:6], x[:, :, ::2, ::2])
+    assert not y[:, :2].any() and not y[:, 6:].any()
+    np.testing.assert_array_equal(get("ref.pad").prepare(pad, PrepareContext(g))(y[:, 2:6].copy())[0], y)
+
+
+def test_resnet20_cifar_runtime_slices_match_onnxruntime() -> None:
+    from edgetune import zoo
+    from edgetune.graph import load_graph
+
+    model = zoo.build_onnx("resnet20_cifar")
+    g = load_graph(model, name="resnet20_cifar")
+    assert sum(n.op == "Slice" for n in g.nodes) == 4 and sum(n.op == "Pad" for n in g.nodes) == 2
+    x = rnd(1, 3, 32, 32)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"input": x})[0]
+    got = run_graph(g, {"input": x})[g.outputs[0]]
+    assert got.shape == want.shape == (1, 10)
+    assert float(np.abs(got - want).max()) <= 1e-5 * float(np.abs(want).max())
 
 
 # ---- pooling, softmax, LRN -----------------------------------------------------------------------

@@ -101,19 +101,67 @@ def _shape(node: Node, inputs: Inputs) -> Arr:
     return s[start:end] if end is not None else s[start:]
 
 
-def _slice(node: Node, inputs: Inputs) -> Arr:
-    x = inputs[0]
-    if _arg(inputs, 1) is not None:
-        starts, ends = _ints(inputs[1]), _ints(inputs[2])
+def normalize_slice(shape: Sequence[int], starts: Sequence[int], ends: Sequence[int],
+                    axes: Sequence[int] | None = None, steps: Sequence[int] | None = None,
+                    where: str = "Slice") -> tuple[list[int], list[int], list[int], list[int]]:
+    """ONNX Slice parameters resolved for an input of `shape`: (starts, ends, axes, steps) with axes
+    non-negative and ascending, steps explicit, starts/ends clamped as ONNX does (to [0, dim] for a
+    positive step; to [0, dim - 1] and [-1, dim - 1] for a negative one). An end of -1 under a negative
+    step ("past index 0") is written -(dim + 1), which ONNX and Python slicing both read that way.
+    Idempotent: normalising normalised values returns them unchanged."""
+    rank = len(shape)
+    starts, ends = [int(v) for v in starts], [int(v) for v in ends]
+    axes = [int(a) for a in axes] if axes is not None else list(range(len(starts)))
+    steps = [int(s) for s in steps] if steps is not None else [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise EdgetuneError(f"{where}: starts {starts}, ends {ends}, axes {axes}, steps {steps} differ in "
+                            f"length")
+    out: dict[int, tuple[int, int, int]] = {}
+    for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
+        if not -rank <= a < rank:
+            raise EdgetuneError(f"{where}: axis {a} out of range for rank {rank}")
+        a %= rank
+        if a in out:
+            raise EdgetuneError(f"{where}: axis {a} sliced twice (axes {axes})")
+        if st == 0:
+            raise EdgetuneError(f"{where}: step 0 on axis {a}")
+        dim = int(shape[a])
+        s = s + dim if s < 0 else s
+        e = e + dim if e < 0 else e
+        if st > 0:
+            s, e = min(max(s, 0), dim), min(max(e, 0), dim)
+        else:
+            s, e = min(max(s, 0), dim - 1), min(max(e, -1), dim - 1)
+            e = -(dim + 1) if e == -1 else e
+        out[a] = (s, e, st)
+    order = sorted(out)
+    return [out[a][0] for a in order], [out[a][1] for a in order], order, [out[a][2] for a in order]
+
+
+def slice_params(node: Node, inputs: Inputs) -> tuple[list[int], list[int], list[int] | None,
+                                                      list[int] | None] | None:
+    """Raw (starts, ends, axes, steps) of a Slice: from its inputs (opset >= 10) when given, else from
+    its attributes (opset < 10, and edgetune's lifted form); None when it has neither."""
+    if _arg(inputs, 1) is not None or _arg(inputs, 2) is not None:
+        starts, ends = _ints(_arg(inputs, 1)), _ints(_arg(inputs, 2))
         axes, steps = _ints(_arg(inputs, 3)), _ints(_arg(inputs, 4))
     else:
-        starts, ends, axes, steps = _ints(node.attr("starts")), _ints(node.attr("ends")), \
-            _ints(node.attr("axes")), None
-    axes = axes if axes is not None else list(range(len(starts)))
-    steps = steps if steps is not None else [1] * len(starts)
+        starts, ends = _ints(node.attr("starts")), _ints(node.attr("ends"))
+        axes, steps = _ints(node.attr("axes")), _ints(node.attr("steps"))
+    if starts is None or ends is None:
+        return None
+    return starts, ends, axes, steps
+
+
+def _slice(node: Node, inputs: Inputs) -> Arr:
+    x = inputs[0]
+    params = slice_params(node, inputs)
+    if params is None:
+        raise EdgetuneError(f"Slice node {node.name} has no starts/ends")
+    starts, ends, axes, steps = normalize_slice(x.shape, *params, where=f"Slice node {node.name}")
     idx: list[slice] = [slice(None)] * x.ndim
     for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
-        idx[a % x.ndim] = slice(s, e, st)
+        idx[a] = slice(s, e, st)
     return x[tuple(idx)]
 
 

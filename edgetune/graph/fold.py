@@ -5,7 +5,7 @@ input shapes are static those chains are constants, but only if shapes are known
 them, and shapes downstream of a Reshape are known only once its target folded. Each node is either
 evaluated (all inputs constant, or a Shape of a static value) and becomes initializers, or it has its
 constant "parameter" inputs lifted into attributes (Reshape shape, Squeeze/Unsqueeze axes, Clip
-bounds, Pad pads) and its output shapes inferred.
+bounds, Pad pads, Slice starts/ends/axes/steps) and its output shapes inferred.
 """
 
 from __future__ import annotations
@@ -82,6 +82,23 @@ def _lift_pad(node: Node, g: Graph) -> list[Node]:
     return [node]
 
 
+def _lift_slice(node: Node, g: Graph) -> list[Node]:
+    """Slice's starts/ends/axes/steps inputs (opset >= 10) become attributes; shape inference
+    normalises them (and the opset < 10 attribute form) for the input's shape."""
+    if len(node.inputs) > 1:
+        starts, ends = _const(g, node, 1, "starts"), _const(g, node, 2, "ends")
+        axes, steps = _const(g, node, 3, "axes"), _const(g, node, 4, "steps")
+        if starts is None or ends is None:
+            raise node_error(node, "starts and ends are required")
+        node.attrs = {"starts": _ints(starts), "ends": _ints(ends)}
+        if axes is not None:
+            node.attrs["axes"] = _ints(axes)
+        if steps is not None:
+            node.attrs["steps"] = _ints(steps)
+        node.inputs = node.inputs[:1]
+    return [node]
+
+
 def _lift_dropout(node: Node, g: Graph) -> list[Node]:
     node.inputs, node.attrs = node.inputs[:1], {}
     return [node]
@@ -139,6 +156,7 @@ _LIFT: dict[str, Callable[[Node, Graph], list[Node]]] = {
     "Unsqueeze": _lift_axes,
     "Clip": _lift_clip,
     "Pad": _lift_pad,
+    "Slice": _lift_slice,
     "Dropout": _lift_dropout,
     "Softmax": _lift_softmax,
     "ReduceMean": _lift_reduce_mean,

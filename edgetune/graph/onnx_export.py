@@ -84,6 +84,18 @@ def _write_node(b: _Builder, node: Node, out: list[str]) -> None:
         value = attrs.pop("value", 0.0)
         inputs += [b.const(f"{node.name}_pads", np.array(attrs.pop("pads"), np.int64)),
                    b.const(f"{node.name}_value", np.array(value, dt))]
+    elif op == "Slice":
+        starts, ends = list(attrs.pop("starts")), list(attrs.pop("ends"))
+        axes = list(attrs.pop("axes", None) or range(len(starts)))
+        steps = list(attrs.pop("steps", None) or [1] * len(starts))
+        if b.opset >= 10:
+            inputs += [b.const(f"{node.name}_{k}", np.array(v, np.int64))
+                       for k, v in (("starts", starts), ("ends", ends), ("axes", axes), ("steps", steps))]
+        elif any(st != 1 for st in steps):
+            raise EdgetuneError(f"node {node.name} (Slice): steps {steps} cannot be exported at opset "
+                                f"{b.opset} (needs 10)")
+        else:
+            attrs.update(starts=starts, ends=ends, axes=axes)
     elif op == "HardSwish" and b.opset < 14:
         b.add("HardSigmoid", inputs, [hs := b.fresh(f"{out[0]}__hs")], f"{node.name}_hs",
               alpha=1.0 / 6.0, beta=0.5)

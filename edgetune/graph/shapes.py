@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from edgetune.errors import EdgetuneError, UnsupportedModelError
+from edgetune.graph.constant_ops import normalize_slice
 from edgetune.graph.ir import Graph, Node, Value
 
 Shape = tuple[int, ...]
@@ -294,6 +295,29 @@ def _pad(node: Node, g: Graph) -> list[Shape]:
     return [out]
 
 
+def _slice(node: Node, g: Graph) -> list[Shape]:
+    """Slice in the attribute form (the importer lifts the inputs): starts/ends/axes/steps are rewritten
+    normalised for the input shape (see constant_ops.normalize_slice); an empty result is an error."""
+    x = _in(node, g, 0)
+    if len(node.inputs) > 1:
+        raise node_error(node, "starts/ends/axes/steps must be attributes (constants lifted at import)")
+    if node.attr("starts") is None or node.attr("ends") is None:
+        raise node_error(node, "attributes starts and ends are required")
+    try:
+        starts, ends, axes, steps = normalize_slice(x, node.attr("starts"), node.attr("ends"),
+                                                    node.attr("axes"), node.attr("steps"))
+    except EdgetuneError as e:
+        raise node_error(node, str(e).removeprefix("Slice: ")) from None
+    node.attrs = {"starts": starts, "ends": ends, "axes": axes, "steps": steps}
+    out = list(x)
+    for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
+        out[a] = len(range(*slice(s, e, st).indices(x[a])))
+    if min(out, default=1) <= 0:
+        raise node_error(node, f"starts {starts}, ends {ends}, axes {axes}, steps {steps} leave nothing of "
+                               f"input {x}")
+    return [tuple(out)]
+
+
 SHAPE_FNS: dict[str, Callable[[Node, Graph], list[Shape]]] = {
     "Conv": _conv,
     "MaxPool": _pool,
@@ -310,6 +334,7 @@ SHAPE_FNS: dict[str, Callable[[Node, Graph], list[Shape]]] = {
     "Transpose": _transpose,
     "Softmax": _softmax,
     "Pad": _pad,
+    "Slice": _slice,
     "Identity": _same,
     "Dropout": _same,
     **{op: _unary for op in ("Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",

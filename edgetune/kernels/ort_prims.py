@@ -49,6 +49,7 @@ GENERIC_OPS = frozenset(
         "Pad",
         "LRN",
         "BatchNormalization",
+        "Slice",
     }
 )
 

@@ -47,5 +47,16 @@ def segment_kernel(graph: Graph, nodes: list[Node], threads: int) -> tuple[Kerne
     return session_kernel(sess, initializer_bytes(model), ins), ins, outs
 
 
-def pair_key(sig_a: str, sig_b: str) -> str:
-    return f"{PAIR_KEY}:{sig_a}=>{sig_b}"
+def pair_key(graph: Graph, a: Node, b: Node, sig_a: str, sig_b: str) -> str:
+    """DB key of the merged-pair measurement; '=>' when b reads a's output, '||' when independent."""
+    link = "=>" if any(o in b.inputs for o in a.outputs) else "||"
+    return f"{PAIR_KEY}:{sig_a}{link}{sig_b}"
+
+
+def fusable_primitive(node: Node) -> str:
+    """The one fusable ORT primitive that can run `node`."""
+    if node.op == "Conv":
+        return "conv.mlas.ort"
+    if node.op in ("Gemm", "MatMul"):
+        return "gemm.mlas.ort"
+    return "op.ort"

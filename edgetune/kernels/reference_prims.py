@@ -19,8 +19,8 @@ REFERENCE_PRIMITIVE_OPS = (
     "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
     "Mul", "Add", "Sub", "Div", "Concat",
     "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-    "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Softmax", "Pad", "LRN",
-    "Identity", "Dropout",
+    "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Softmax", "Pad", "Slice",
+    "LRN", "Identity", "Dropout",
 )
 """Op types that get a `ref.<op lowercase>` primitive (every op that survives import, and a few more)."""
 

@@ -20,6 +20,7 @@ import numpy as np
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, PrepareContext, Primitive
+from edgetune.kernels.ort_segments import fusable_primitive, pair_key, segment_kernel
 from edgetune.kernels.threads import set_threads
 from edgetune.measure.db import ProfileDB, node_signature
 from edgetune.measure.timing import Timing, time_callable
@@ -152,9 +153,17 @@ class Profiler:
                 conv_tasks.append((conv, shape))
             else:
                 s.cached += 1
+        pair_tasks = []
+        for a, b, key in self.fusable_pairs():
+            for t in self.threads:
+                if self.db.get_converter(key, (), t) is None:
+                    if (key, t) not in {(k, tt) for _, _, k, tt in pair_tasks}:
+                        pair_tasks.append((a, b, key, t))
+                else:
+                    s.cached += 1
         dispatch_missing = self.db.get_converter(DISPATCH_KEY, (), 1) is None
         s.cached += int(not dispatch_missing)
-        total = len(timing_tasks) + len(conv_tasks) + int(dispatch_missing)
+        total = len(timing_tasks) + len(conv_tasks) + len(pair_tasks) + int(dispatch_missing)
         advance = progress("measuring", total) if progress and total else None
         for node, prim, t in timing_tasks:
             timing, wb, ws = self._time_node(node, prim, t)
@@ -170,6 +179,13 @@ class Profiler:
             s.disturbed += int(timing.disturbed)
             if advance:
                 advance(f"{conv.name} {shape}")
+        for a, b, key, t in pair_tasks:
+            timing = self._time_pair(a, b, t)
+            self.db.put_converter(key, (), t, timing)
+            s.new_measurements += 1
+            s.disturbed += int(timing.disturbed)
+            if advance:
+                advance(f"{a.name}+{b.name} (one ORT session)@{t}")
         if dispatch_missing:
             self.db.put_converter(DISPATCH_KEY, (), 1, measure_dispatch())
             s.new_measurements += 1
@@ -177,6 +193,25 @@ class Profiler:
                 advance("executor dispatch")
         s.seconds = time.perf_counter() - t0
         return s
+
+    def fusable_pairs(self) -> list[tuple[Node, Node, str]]:
+        """Topologically adjacent node pairs that can both run as fused ORT nodes (verified)."""
+        out = []
+        nodes = self.graph.nodes
+        for a, b in zip(nodes, nodes[1:], strict=False):
+            if all(self._fusable_ok(n) for n in (a, b)):
+                out.append((a, b, pair_key(self.graph, a, b, self.sigs[a.name], self.sigs[b.name])))
+        return out
+
+    def _fusable_ok(self, node: Node) -> bool:
+        rec = self.db.get_verification(self.sigs[node.name], fusable_primitive(node))
+        return rec is not None and rec.ok
+
+    def _time_pair(self, a: Node, b: Node, threads: int) -> Timing:
+        kernel, ins, _ = segment_kernel(self.graph, [a, b], threads)
+        xs = [np.ascontiguousarray(self.samples[v]) for v in ins]
+        set_threads(threads)
+        return time_callable(lambda: kernel(*xs), time_cap_s=self.time_cap_s, max_runs=100)
 
     def _verify(self, node: Node, prim: Primitive) -> None:
         from edgetune.kernels.verify import verify

@@ -1,0 +1,124 @@
+"""The one extension point of the search: `Strategy`.
+
+Lifecycle (who calls what, when):
+1. The caller (the `tune` command, a benchmark, a test) builds a `DesignSpace` from measurements and
+   picks a strategy by name with `get_strategy(name, **hyper_parameters)`.
+2. It calls `strategy.search(space, budget, seed, objective)`. The base class validates the input
+   (budget >= 1, known objective), builds a `Scorer` for the objective and an `Evaluator` that owns the
+   evaluation budget, then calls the subclass's `_run(space, evaluator, rng)` exactly once.
+3. `_run` proposes whole plans and asks `evaluator(choice)` for each one's score. The evaluator is
+   the only way to score a plan: it counts every call honestly, keeps the best plan and the trace,
+   and raises `BudgetExhausted` on the call after the budget is spent (the base class catches it, so a
+   strategy may simply loop until it is stopped). `_run` returns a dict of strategy facts (its
+   hyper-parameters, solver status...) that lands in `SearchResult.meta`.
+4. The base class returns a `SearchResult` with the best plan seen, its objective value, the number of
+   evaluations and the (evaluations, best so far) trace.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgetune.errors import EdgetuneError
+from edgetune.search.objective import Objective, Scorer
+from edgetune.search.space import DesignSpace
+
+
+class BudgetExhausted(Exception):
+    """Raised by the evaluator when a strategy asks for one evaluation more than its budget."""
+
+
+@dataclass
+class SearchResult:
+    """The outcome of one search.
+
+    best_cost is the best plan's objective value (ms for latency, bytes for memory); `trace` holds
+    (evaluations, best score so far) at every improvement and at the end, where a score equals the
+    objective value for feasible plans (see `objective.Scorer` for the penalty of infeasible ones).
+    meta always has "strategy", "objective", "max_memory", "feasible", "latency_ms", "memory_bytes".
+    """
+
+    best_choice: list[int]
+    best_cost: float
+    evaluations: int
+    trace: list[tuple[int, float]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Evaluator:
+    """Scores whole plans within a budget and remembers the best one and the trace."""
+
+    def __init__(self, scorer: Scorer, budget: int) -> None:
+        self.scorer = scorer
+        self.budget = budget
+        self.evaluations = 0
+        self.best_choice: list[int] | None = None
+        self.best_score = float("inf")
+        self.trace: list[tuple[int, float]] = []
+
+    @property
+    def remaining(self) -> int:
+        """Evaluations left."""
+        return self.budget - self.evaluations
+
+    def __call__(self, choice: Sequence[int]) -> float:
+        """Score one plan (one evaluation); raises BudgetExhausted when the budget is spent."""
+        if self.evaluations >= self.budget:
+            raise BudgetExhausted
+        self.evaluations += 1
+        s = self.scorer.score(choice)
+        if s < self.best_score:
+            self.best_score = s
+            self.best_choice = [int(c) for c in choice]
+            self.trace.append((self.evaluations, s))
+        return s
+
+
+class Strategy(ABC):
+    """Picks one option per node; subclasses implement `_run` (see the module docstring)."""
+
+    name: ClassVar[str] = "strategy"
+
+    def search(
+        self,
+        space: DesignSpace,
+        budget: int,
+        seed: int = 0,
+        objective: str | Objective | None = "latency",
+        max_memory: int | None = None,
+    ) -> SearchResult:
+        """Search `space` with at most `budget` plan evaluations; deterministic for a given seed."""
+        if not isinstance(budget, int | np.integer) or isinstance(budget, bool) or budget < 1:
+            raise EdgetuneError(f"search budget must be a positive number of evaluations, got {budget!r}")
+        obj = Objective.parse(objective, max_memory)
+        scorer = Scorer(space, obj)
+        ev = Evaluator(scorer, int(budget))
+        rng = np.random.default_rng(seed)
+        try:
+            meta = dict(self._run(space, ev, rng) or {})
+        except BudgetExhausted:
+            meta = {}
+        if ev.best_choice is None:  # only possible if a strategy never evaluated anything
+            raise EdgetuneError(f"strategy {self.name} returned no plan")
+        if ev.trace and ev.trace[-1][0] != ev.evaluations:
+            ev.trace.append((ev.evaluations, ev.best_score))
+        choice = ev.best_choice
+        meta.update(
+            strategy=self.name,
+            objective=obj.kind,
+            max_memory=obj.max_memory,
+            seed=seed,
+            feasible=scorer.feasible(choice),
+            latency_ms=space.cost_model.predict(choice),
+            memory_bytes=scorer.memory(choice),
+        )
+        return SearchResult(choice, scorer.value(choice), ev.evaluations, ev.trace, meta)
+
+    @abstractmethod
+    def _run(self, space: DesignSpace, evaluate: Evaluator, rng: np.random.Generator) -> dict[str, Any] | None:
+        """Propose plans through `evaluate` until done or stopped; return strategy facts for meta."""

@@ -1,0 +1,170 @@
+"""Tabular Q-learning over the layers, after QS-DNN (de Prado et al., DATE 2019).
+
+The agent walks the nodes in topological order and picks one option per node; one episode builds one
+whole plan, which is one evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgetune.errors import EdgetuneError
+from edgetune.search._base import Evaluator, Strategy
+from edgetune.search.space import DesignSpace
+
+LEVELS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+
+
+def default_schedule(explore_share: float = 0.3) -> list[tuple[float, float]]:
+    """QS-DNN style: epsilon 1.0 for `explore_share` of the episodes, the rest split over 0.9..0.1."""
+    rest = (1.0 - explore_share) / len(LEVELS)
+    return [(1.0, explore_share)] + [(eps, rest) for eps in LEVELS]
+
+
+class QLearning(Strategy):
+    """QS-DNN's tabular Q-learning with epsilon-greedy exploration and experience replay.
+
+    State at node t: (t, option chosen for t's main predecessor), the main predecessor being the
+    producer of the first edge into t (0 for a node without one). Action: t's option. Reward: minus
+    (t's time + the conversion costs of every edge into t from its already-chosen producers), so an
+    episode's rewards sum to minus the plan's latency. For the memory objective the reward is minus
+    (t's weight bytes + the growth of the largest workspace so far); when a plan breaks `max_memory`,
+    the penalty (see `objective.Scorer`) is added to the last step's cost.
+
+    Hyper-parameters (all reported in `meta`):
+    - alpha: learning rate of Q(s,a) += alpha * (r + gamma * max_a' Q(s',a') - Q(s,a)); default 0.05.
+    - gamma: discount; default 0.9 (QS-DNN).
+    - schedule: list of (epsilon, share of the episodes); default epsilon 1.0 for 30 % of the episodes
+      then 0.9, 0.8, ..., 0.1 sharing the rest equally (QS-DNN's stepped epsilon-greedy).
+    - replay_capacity: episodes kept in the replay buffer (FIFO); default 512.
+    - replay_batch: past episodes replayed after each episode; default 8.
+    - q_init: initial Q value; default 0.0 (optimistic, as all rewards are costs).
+    - final_greedy: spend the last evaluation on the pure greedy policy (epsilon 0); default True.
+    Q updates sweep each episode backwards (last node first) so costs propagate in one pass; a replay
+    batch is updated layer by layer, vectorised over the episodes of the batch.
+    The best plan seen in any episode is returned.
+    """
+
+    name = "qlearning"
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        gamma: float = 0.9,
+        schedule: Sequence[tuple[float, float]] | None = None,
+        replay_capacity: int = 512,
+        replay_batch: int = 8,
+        q_init: float = 0.0,
+        final_greedy: bool = True,
+    ) -> None:
+        self.alpha = alpha
+        self.gamma = gamma
+        self.schedule = list(schedule) if schedule is not None else default_schedule()
+        if not self.schedule or any(s < 0 for _, s in self.schedule) or sum(s for _, s in self.schedule) <= 0:
+            raise EdgetuneError(f"bad epsilon schedule {self.schedule!r}")
+        self.replay_capacity = replay_capacity
+        self.replay_batch = replay_batch
+        self.q_init = q_init
+        self.final_greedy = final_greedy
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        """The settings, for the report."""
+        return {
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "schedule": [list(x) for x in self.schedule],
+            "replay_capacity": self.replay_capacity,
+            "replay_batch": self.replay_batch,
+            "q_init": self.q_init,
+            "final_greedy": self.final_greedy,
+        }
+
+    def _epsilons(self, episodes: int) -> np.ndarray:
+        """Epsilon for every episode, following the schedule's shares (rounded, in order)."""
+        shares = np.array([s for _, s in self.schedule], dtype=np.float64)
+        bounds = np.round(np.cumsum(shares) / shares.sum() * episodes).astype(int)
+        eps = np.empty(episodes)
+        start = 0
+        for (e, _), end in zip(self.schedule, bounds, strict=True):
+            eps[start:end] = e
+            start = end
+        return eps
+
+    def _run(self, space: DesignSpace, evaluate: Evaluator, rng: np.random.Generator) -> dict[str, Any]:
+        scorer = evaluate.scorer
+        model = scorer.model
+        n = len(space.nodes)
+        counts = space.n_options
+        amax = max(counts)
+        preds = [space.predecessors(t) for t in range(n)]
+        main = np.array([p[0][1] if p else -1 for p in preds], dtype=np.int64)
+        memory_kind = scorer.objective.kind == "memory"
+        weights, ws = space.weight_table(), space.workspace_table()
+
+        q = np.full((n, amax, amax), self.q_init, dtype=np.float64)
+        for t, k in enumerate(counts):
+            q[t, :, k:] = -np.inf  # invalid actions never win a max
+        buf_s = np.zeros((self.replay_capacity, n), dtype=np.int64)
+        buf_a = np.zeros((self.replay_capacity, n), dtype=np.int64)
+        buf_r = np.zeros((self.replay_capacity, n), dtype=np.float64)
+        stored = 0
+
+        def update(s: np.ndarray, a: np.ndarray, r: np.ndarray) -> None:
+            # s, a, r: (batch, n). Backward sweep: target uses Q at the next layer, already updated.
+            for t in range(n - 1, -1, -1):
+                if t + 1 < n:
+                    nxt = q[t + 1, s[:, t + 1], :].max(axis=1)
+                else:
+                    nxt = 0.0
+                cur = q[t, s[:, t], a[:, t]]
+                q[t, s[:, t], a[:, t]] = cur + self.alpha * (r[:, t] + self.gamma * nxt - cur)
+
+        episodes = evaluate.remaining
+        explore = episodes - 1 if self.final_greedy and episodes > 1 else episodes
+        eps_of = np.concatenate([self._epsilons(explore), np.zeros(episodes - explore)])
+        final_cost = None
+        for ep in range(episodes):
+            eps = eps_of[ep]
+            choice = np.zeros(n, dtype=np.int64)
+            state = np.zeros(n, dtype=np.int64)
+            reward = np.zeros(n, dtype=np.float64)
+            ws_max = 0
+            for t in range(n):
+                s = int(choice[main[t]]) if main[t] >= 0 else 0
+                state[t] = s
+                if rng.random() < eps:
+                    a = int(rng.integers(counts[t]))
+                else:
+                    row = q[t, s, : counts[t]]
+                    best = np.flatnonzero(row == row.max())
+                    a = int(best[0] if len(best) == 1 else best[rng.integers(len(best))])
+                choice[t] = a
+                if memory_kind:
+                    grow = max(0, int(ws[t][a]) - ws_max)
+                    ws_max += grow
+                    reward[t] = -float(weights[t][a] + grow)
+                else:
+                    c = model.node_table[t][a]
+                    for e, p in preds[t]:
+                        c += model.edge_table[e][choice[p], a]
+                    reward[t] = -c
+            score = evaluate(choice)
+            value = -reward.sum()
+            reward[-1] -= score - value  # the memory-limit penalty, if any (0 otherwise up to rounding)
+            if ep == episodes - 1 and eps == 0.0:
+                final_cost = score
+            slot = stored % self.replay_capacity
+            buf_s[slot], buf_a[slot], buf_r[slot] = state, choice, reward
+            stored += 1
+            update(state[None, :], choice[None, :], reward[None, :])
+            have = min(stored, self.replay_capacity)
+            if self.replay_batch > 0 and have > 1:
+                pick = rng.integers(0, have, size=min(self.replay_batch, have))
+                update(buf_s[pick], buf_a[pick], buf_r[pick])
+        meta = self.hyper_parameters()
+        meta.update(episodes=episodes, q_entries=int(sum(counts[t] * (counts[main[t]] if main[t] >= 0 else 1)
+                                                          for t in range(n))), final_policy_score=final_cost)
+        return meta
