@@ -165,6 +165,9 @@ class QLearning(Strategy):
                 pick = rng.integers(0, have, size=min(self.replay_batch, have))
                 update(buf_s[pick], buf_a[pick], buf_r[pick])
         meta = self.hyper_parameters()
-        meta.update(episodes=episodes, q_entries=int(sum(counts[t] * (counts[main[t]] if main[t] >= 0 else 1)
-                                                          for t in range(n))), final_policy_score=final_cost)
+        meta.update(
+            episodes=episodes,
+            q_entries=int(sum(counts[t] * (counts[main[t]] if main[t] >= 0 else 1) for t in range(n))),
+            final_policy_score=final_cost,
+        )
         return meta
