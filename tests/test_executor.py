@@ -76,7 +76,7 @@ def test_memory_report_counts_weights_by_precision(resnet20):
     params = sum(v.nbytes for v in resnet20.initializers.values())
     assert abs(fp32.weight_bytes - params) / params < 0.05
     assert fp16.weight_bytes_by_precision["fp16w"] < 0.6 * fp32.weight_bytes
-    assert fp32.total_bytes == fp32.weight_bytes + fp32.peak_workspace_bytes + fp32.peak_activation_bytes
+    assert fp32.total_bytes == fp32.weight_bytes + fp32.workspace_bytes + fp32.peak_activation_bytes
 
 
 def test_plan_json_round_trip_and_wrong_model(tmp_path, resnet20):

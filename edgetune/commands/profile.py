@@ -69,7 +69,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     graph = load_model(args.model)
     db, s = run_profile(graph, args)
     return {"model": graph.name, "new_measurements": s.new_measurements, "cached": s.cached,
-            "db": str(db.path), "verified": s.verified, "excluded": s.excluded, "disturbed": s.disturbed,
+            "db": str(db.path), "verified": s.verified, "excluded": s.excluded, "disturbed": s.disturbed, "pruned": s.pruned,
             "seconds": s.seconds, "db_rows": db.count()}
 
 
@@ -82,6 +82,7 @@ def render(result: dict[str, Any], console: Any) -> None:
     t.add_row("verified (node, primitive) pairs", str(result["verified"]))
     t.add_row("excluded by verification", str(len(result["excluded"])))
     t.add_row("disturbed by foreign load (flagged)", str(result["disturbed"]))
+    t.add_row("not timed at fewer threads (>3x the node's best)", str(result["pruned"]))
     t.add_row("time", f"{result['seconds']:.1f} s")
     t.add_row("database", result["db"])
     console.print(t)

@@ -97,7 +97,7 @@ def render(result: dict[str, Any], console: Any) -> None:
     t.add_row("p10 / p90", f"{lat['p10']:.2f} / {lat['p90']:.2f} ms ({lat['runs']} runs)")
     t.add_row("spread (p90-p10)/median", f"{lat['spread'] * 100:.1f} %" + (" DISTURBED" if lat["disturbed"] else ""))
     t.add_row("weights", f"{mem['weight_bytes'] / 1e6:.2f} MB")
-    t.add_row("peak workspace (planned)", f"{mem['peak_workspace_bytes'] / 1e6:.2f} MB")
+    t.add_row("workspace, all kernels (planned)", f"{mem['workspace_bytes'] / 1e6:.2f} MB")
     t.add_row("peak activations (planned)", f"{mem['peak_activation_bytes'] / 1e6:.2f} MB")
     t.add_row("total (planned)", f"{mem['total_bytes'] / 1e6:.2f} MB")
     t.add_row("peak RSS growth while running (measured)", f"{mem['measured_peak_growth'] / 1e6:.2f} MB")

@@ -28,7 +28,10 @@ from edgetune.measure.timing import Timing, time_callable
 DISPATCH_KEY = "executor.dispatch"
 # Timing budget per measurement: enough runs for a stable median of sub-millisecond kernels, short
 # enough that a whole model profiles in minutes on a 2-core machine.
-DEFAULT_TIME_CAP_S = 0.25
+DEFAULT_TIME_CAP_S = 0.2
+# A primitive slower than this multiple of a node's best at the largest thread count is not timed at
+# other thread counts: fewer threads never make a kernel 3x faster here (probe: at most 1.6x).
+PRUNE_FACTOR = 3.0
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ProfileSummary:
     verified: int = 0
     excluded: dict[str, str] = field(default_factory=dict)  # "node/primitive" -> reason
     disturbed: int = 0
+    pruned: int = 0  # (primitive, threads) not timed: over PRUNE_FACTOR x the node's best at max threads
     seconds: float = 0.0
 
 
@@ -119,32 +123,15 @@ class Profiler:
 
     # ---- doing it --------------------------------------------------------------------------
     def run(self, progress: Callable[[str, int], Any] | None = None) -> ProfileSummary:
-        """Verify, then measure what the DB lacks. `progress(description, total)` returns an advance fn."""
+        """Verify and time every candidate per distinct node, then converters, fusion pairs and dispatch.
+        `progress(description, total)` returns an advance function (a progress bar)."""
         t0 = time.perf_counter()
         s = ProfileSummary()
         nodes = self.distinct_nodes()
-        to_verify = [(n, p) for n in nodes for p in candidate_primitives(n, self.graph)
-                     if self.db.get_verification(self.sigs[n.name], p.name) is None]
-        s.cached += sum(len(candidate_primitives(n, self.graph)) for n in nodes) - len(to_verify)
-        advance = progress("verifying", len(to_verify)) if progress and to_verify else None
-        for node, prim in to_verify:
-            self._verify(node, prim)
-            s.new_measurements += 1
-            if advance:
-                advance(f"{node.name} {prim.name}")
-        timing_tasks = []
+        work = sum(len(candidate_primitives(n, self.graph)) for n in nodes) * len(self.threads)
+        advance = progress("verifying and timing primitives", work) if progress and work else None
         for node in nodes:
-            for prim in candidate_primitives(node, self.graph):
-                rec = self.db.get_verification(self.sigs[node.name], prim.name)
-                if rec is None or not rec.ok:
-                    s.excluded[f"{node.name}/{prim.name}"] = rec.reason if rec else "not verified"
-                    continue
-                s.verified += 1
-                for t in self.threads:
-                    if self.db.get_node(self.sigs[node.name], prim.name, t) is None:
-                        timing_tasks.append((node, prim, t))
-                    else:
-                        s.cached += 1
+            self._profile_node(node, s, advance)
         conv_tasks = []
         for _value, shape, conv in sorted(self.edge_conversions(), key=lambda x: (x[2].name, x[1])):
             if (conv.name, shape) in {(c.name, sh) for c, sh in conv_tasks}:
@@ -163,15 +150,8 @@ class Profiler:
                     s.cached += 1
         dispatch_missing = self.db.get_converter(DISPATCH_KEY, (), 1) is None
         s.cached += int(not dispatch_missing)
-        total = len(timing_tasks) + len(conv_tasks) + len(pair_tasks) + int(dispatch_missing)
-        advance = progress("measuring", total) if progress and total else None
-        for node, prim, t in timing_tasks:
-            timing, wb, ws = self._time_node(node, prim, t)
-            self.db.put_node(self.sigs[node.name], prim.name, t, timing, wb, ws)
-            s.new_measurements += 1
-            s.disturbed += int(timing.disturbed)
-            if advance:
-                advance(f"{node.name} {prim.name}@{t}")
+        total = len(conv_tasks) + len(pair_tasks) + int(dispatch_missing)
+        advance = progress("measuring converters and ONNX Runtime fusion", total) if progress and total else None
         for conv, shape in conv_tasks:
             timing = self._time_converter(conv, shape)
             self.db.put_converter(conv.name, shape, 1, timing)
@@ -194,6 +174,60 @@ class Profiler:
         s.seconds = time.perf_counter() - t0
         return s
 
+    def _profile_node(self, node: Node, s: ProfileSummary, advance: Callable[[str], Any] | None) -> None:
+        """Verify each candidate (cached in the DB), time it at the largest thread count, then at the other
+        thread counts only where it is within PRUNE_FACTOR of the node's best (the rest cannot win)."""
+        sig, tmax = self.sigs[node.name], max(self.threads)
+        ok: list[Primitive] = []
+        for prim in candidate_primitives(node, self.graph):
+            kernel = None
+            rec = self.db.get_verification(sig, prim.name)
+            if rec is None:
+                kernel = self._verify(node, prim, tmax)
+                s.new_measurements += 1
+                rec = self.db.get_verification(sig, prim.name)
+            else:
+                s.cached += 1
+            if rec is None or not rec.ok:
+                s.excluded[f"{node.name}/{prim.name}"] = rec.reason if rec else "not verified"
+                if advance:
+                    for _ in self.threads:
+                        advance(f"{node.name} {prim.name}")
+                continue
+            s.verified += 1
+            ok.append(prim)
+            if self.db.get_node(sig, prim.name, tmax) is None:
+                self._measure_node(node, prim, tmax, s, kernel)
+            else:
+                s.cached += 1
+            if advance:
+                advance(f"{node.name} {prim.name}@{tmax}")
+        times = {p.name: r.median_ms for p in ok if (r := self.db.get_node(sig, p.name, tmax)) is not None}
+        best = min(times.values(), default=0.0)
+        for t in self.threads:
+            if t == tmax:
+                continue
+            for prim in ok:
+                if times.get(prim.name, np.inf) > PRUNE_FACTOR * best:
+                    s.pruned += 1
+                elif self.db.get_node(sig, prim.name, t) is None:
+                    self._measure_node(node, prim, t, s)
+                else:
+                    s.cached += 1
+                if advance:
+                    advance(f"{node.name} {prim.name}@{t}")
+
+    def _measure_node(self, node: Node, prim: Primitive, threads: int, s: ProfileSummary, kernel: Any = None) -> None:
+        try:
+            timing, wb, ws = self._time_node(node, prim, threads, kernel)
+        except Exception as e:  # noqa: BLE001 - a kernel that verified but fails now is excluded, not fatal
+            self.db.put_verification(self.sigs[node.name], prim.name, False, None, f"timing raised {e!r}"[:300])
+            s.excluded[f"{node.name}/{prim.name}"] = f"timing raised {type(e).__name__}"
+            return
+        self.db.put_node(self.sigs[node.name], prim.name, threads, timing, wb, ws)
+        s.new_measurements += 1
+        s.disturbed += int(timing.disturbed)
+
     def fusable_pairs(self) -> list[tuple[Node, Node, str]]:
         """Topologically adjacent node pairs that can both run as fused ORT nodes (verified)."""
         out = []
@@ -211,14 +245,23 @@ class Profiler:
         kernel, ins, _ = segment_kernel(self.graph, [a, b], threads)
         xs = [np.ascontiguousarray(self.samples[v]) for v in ins]
         set_threads(threads)
-        return time_callable(lambda: kernel(*xs), time_cap_s=self.time_cap_s, max_runs=100)
+        return time_callable(lambda: kernel(*xs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
 
-    def _verify(self, node: Node, prim: Primitive) -> None:
+    def _verify(self, node: Node, prim: Primitive, threads: int) -> Any:
+        """Verify and record; returns the prepared kernel for reuse by the timing (None on failure)."""
         from edgetune.kernels.verify import verify
 
-        res = verify(prim, node, self.graph, samples=self.samples, threads=max(self.threads))
+        set_threads(threads)
+        try:
+            kernel = prim.prepare(node, PrepareContext(self.graph, threads, self.samples))
+        except Exception as e:  # noqa: BLE001 - a library that cannot prepare this node is excluded for it
+            self.db.put_verification(self.sigs[node.name], prim.name, False, None,
+                                     f"prepare raised {type(e).__name__}: {e}"[:300])
+            return None
+        res = verify(prim, node, self.graph, samples=self.samples, threads=threads, kernel=kernel)
         rel = res.rel_error if np.isfinite(res.rel_error) else None
         self.db.put_verification(self.sigs[node.name], prim.name, res.ok, rel, res.reason or "")
+        return kernel if res.ok else None
 
     def _inputs(self, node: Node, prim: Primitive) -> list[Any]:
         g = self.graph
@@ -230,11 +273,12 @@ class Profiler:
             out.append(x)
         return out
 
-    def _time_node(self, node: Node, prim: Primitive, threads: int) -> tuple[Timing, int, int]:
+    def _time_node(self, node: Node, prim: Primitive, threads: int, kernel: Any = None) -> tuple[Timing, int, int]:
         set_threads(threads)
-        kernel = prim.prepare(node, PrepareContext(self.graph, threads, self.samples))
+        if kernel is None:
+            kernel = prim.prepare(node, PrepareContext(self.graph, threads, self.samples))
         inputs = self._inputs(node, prim)
-        timing = time_callable(lambda: kernel(*inputs), time_cap_s=self.time_cap_s, max_runs=100)
+        timing = time_callable(lambda: kernel(*inputs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
         return timing, int(kernel.weight_bytes), int(kernel.workspace_bytes)
 
     def _time_converter(self, conv: Any, shape: tuple[int, ...]) -> Timing:
@@ -243,7 +287,7 @@ class Profiler:
         for c in converter_route(FP32, conv.src) or []:
             x = c.prepare(shape)(x)
         fn = conv.prepare(shape)
-        return time_callable(lambda: fn(x), time_cap_s=self.time_cap_s, max_runs=100)
+        return time_callable(lambda: fn(x), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
 
 
 def measure_dispatch(steps: int = 200) -> Timing:

@@ -39,23 +39,27 @@ class Step:
 
 @dataclass
 class MemoryReport:
-    """Bytes a plan needs: weights by precision, the largest kernel workspace, the activation arena
-    peak from liveness analysis, and their total."""
+    """Bytes a plan needs: weights by precision, kernel workspace, the activation arena peak from
+    liveness analysis, and their total. Kernels keep their scratch buffers between calls (padding and
+    im2col buffers are allocated once, at the first call), so workspace is the sum over kernels, not the
+    largest one (`largest_workspace_bytes`); measured RSS agrees with the sum (bench/memory.py)."""
 
     weight_bytes: int
     weight_bytes_by_precision: dict[str, int]
-    peak_workspace_bytes: int
+    workspace_bytes: int
+    largest_workspace_bytes: int
     peak_activation_bytes: int
 
     @property
     def total_bytes(self) -> int:
-        return self.weight_bytes + self.peak_workspace_bytes + self.peak_activation_bytes
+        return self.weight_bytes + self.workspace_bytes + self.peak_activation_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "weight_bytes": self.weight_bytes,
             "weight_bytes_by_precision": self.weight_bytes_by_precision,
-            "peak_workspace_bytes": self.peak_workspace_bytes,
+            "workspace_bytes": self.workspace_bytes,
+            "largest_workspace_bytes": self.largest_workspace_bytes,
             "peak_activation_bytes": self.peak_activation_bytes,
             "total_bytes": self.total_bytes,
         }
@@ -246,7 +250,8 @@ class Executor:
         return MemoryReport(
             weight_bytes=sum(by_prec.values()),
             weight_bytes_by_precision=by_prec,
-            peak_workspace_bytes=max((int(k.workspace_bytes) for k, _ in self.kernels.values()), default=0),
+            workspace_bytes=sum(int(k.workspace_bytes) for k, _ in self.kernels.values()),
+            largest_workspace_bytes=max((int(k.workspace_bytes) for k, _ in self.kernels.values()), default=0),
             peak_activation_bytes=self.peak_activation_bytes,
         )
 

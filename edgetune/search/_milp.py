@@ -5,7 +5,9 @@ Variables: binary x[i,a] (node i runs option a), continuous y[e,a,b] in [0,1] (e
 per node; per edge the marginals sum_b y[e,a,b] = x[i,a] and sum_a y[e,a,b] = x[j,b]. With x binary
 the marginals force y[e,a,b] = x[i,a] * x[j,b] (they also imply y <= x, so those rows are left out) and
 make the LP relaxation tight on trees. An edge whose matrix is separable (M[a,b] = u[a] + v[b], e.g.
-all zeros) needs no y: u and v are folded into the node costs. Memory is counted in KiB to keep the
+all zeros) needs no y: u and v are folded into the node costs. Options with identical rows (or
+columns) of an edge matrix, typical when the cost depends only on formats, share one y row (column):
+the marginals then sum their x, which stays exact. Memory is counted in KiB to keep the
 coefficients well scaled; limits are rounded to whole bytes with half a byte of slack.
 
 `prune` drops options that are provably never needed: option a of node i goes if another kept option
@@ -104,6 +106,7 @@ class MilpModel:
 
     def __init__(self, space: DesignSpace, keep: list[np.ndarray], memory: bool) -> None:
         model = space.cost_model
+        self.space = space
         self.keep = keep
         n = len(space.nodes)
         sizes = [len(k) for k in keep]
@@ -111,7 +114,7 @@ class MilpModel:
         nx = int(self.x_off[-1])
         lat = [model.node_table[i][keep[i]].copy() for i in range(n)]
         y_cost: list[np.ndarray] = []
-        y_edges: list[tuple[int, int, int]] = []  # (i, j, offset)
+        y_edges: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []  # (i, j, offset, row/col class)
         ny = nx
         for e, (i, j) in enumerate(space.edges):
             m = model.edge_table[e][np.ix_(keep[i], keep[j])]
@@ -120,9 +123,11 @@ class MilpModel:
                 lat[i] += m[:, 0]
                 lat[j] += m[0, :] - m[0, 0]
                 continue
-            y_edges.append((i, j, ny))
-            y_cost.append(m.ravel())
-            ny += m.size
+            rows_u, row_of = np.unique(m, axis=0, return_inverse=True)
+            cols_u, col_of = np.unique(rows_u, axis=1, return_inverse=True)
+            y_edges.append((i, j, ny, row_of.ravel(), col_of.ravel()))
+            y_cost.append(cols_u.ravel())
+            ny += cols_u.size
         self.memory = memory
         nvar = ny + (1 if memory else 0)
         self.nvar, self.nx = nvar, nx
@@ -139,16 +144,16 @@ class MilpModel:
             cols.append(np.arange(self.x_off[i], self.x_off[i + 1]))
             vals.append(np.ones(sizes[i]))
             r += 1
-        for i, j, off in y_edges:  # marginals
-            ki, kj = sizes[i], sizes[j]
+        for i, j, off, row_of, col_of in y_edges:  # marginals, per row class and per column class
+            ki, kj = int(row_of.max()) + 1, int(col_of.max()) + 1
             grid = off + np.arange(ki * kj).reshape(ki, kj)
-            rows += [np.repeat(r + np.arange(ki), kj), r + np.arange(ki)]
-            cols += [grid.ravel(), self.x_off[i] + np.arange(ki)]
-            vals += [np.ones(ki * kj), -np.ones(ki)]
+            rows += [np.repeat(r + np.arange(ki), kj), r + row_of]
+            cols += [grid.ravel(), self.x_off[i] + np.arange(sizes[i])]
+            vals += [np.ones(ki * kj), -np.ones(sizes[i])]
             r += ki
-            rows += [np.tile(r + np.arange(kj), ki), r + np.arange(kj)]
-            cols += [grid.ravel(), self.x_off[j] + np.arange(kj)]
-            vals += [np.ones(ki * kj), -np.ones(kj)]
+            rows += [np.tile(r + np.arange(kj), ki), r + col_of]
+            cols += [grid.ravel(), self.x_off[j] + np.arange(sizes[j])]
+            vals += [np.ones(ki * kj), -np.ones(sizes[j])]
             r += kj
         n_eq = r
         lb_w = 0.0
@@ -187,12 +192,42 @@ class MilpModel:
         max_latency: float | None = None,
         time_limit: float = 60.0,
     ) -> MilpSolution:
-        """Minimise "latency" (ms) or "memory" (bytes) under optional limits; returns the plan."""
+        """Minimise "latency" (ms) or "memory" (bytes) under optional limits; returns the plan.
+
+        HiGHS accepts x within 1e-6 of an integer, which times a large byte coefficient can let a plan
+        exceed a limit by a little; the chosen plan is therefore checked with exact arithmetic and, if
+        it breaks a limit, a no-good cut (sum of its x <= nodes - 1) excludes exactly that plan and the
+        program is solved again. No feasible plan is lost, so the result stays exact.
+        """
+        mem_rhs = None if max_memory is None else (max_memory + 0.5) / KIB
+        cuts: list[list[int]] = []
+        sol = self._solve_once(minimise, mem_rhs, max_latency, time_limit, cuts)
+        for _ in range(50):
+            if sol.choice is None:
+                break
+            over_mem = max_memory is not None and self.space.plan_memory(sol.choice) > max_memory
+            lat = self.space.cost_model.predict(sol.choice)
+            over_lat = max_latency is not None and lat > max_latency + 1e-9 * max(1.0, abs(max_latency))
+            if not (over_mem or over_lat):
+                break
+            cuts.append(sol.choice)
+            sol = self._solve_once(minimise, mem_rhs, max_latency, time_limit, cuts)
+        return sol
+
+    def _solve_once(
+        self, minimise: str, mem_rhs: float | None, lat_rhs: float | None, time_limit: float, cuts: list[list[int]]
+    ) -> MilpSolution:
+        """One HiGHS run with the limits as given right-hand sides (KiB, ms) and no-good cuts."""
         cons = [self.base]
-        if max_memory is not None:
-            cons.append(LinearConstraint(self.c_mem[None, :], -np.inf, (max_memory + 0.5) / KIB))
-        if max_latency is not None:
-            cons.append(LinearConstraint(self.c_lat[None, :], -np.inf, max_latency))
+        for plan in cuts:
+            row = np.zeros(self.nvar)
+            for i, c in enumerate(plan):
+                row[self.x_off[i] + int(np.flatnonzero(self.keep[i] == c)[0])] = 1.0
+            cons.append(LinearConstraint(row[None, :], -np.inf, len(plan) - 1))
+        if mem_rhs is not None:
+            cons.append(LinearConstraint(self.c_mem[None, :], -np.inf, mem_rhs))
+        if lat_rhs is not None:
+            cons.append(LinearConstraint(self.c_lat[None, :], -np.inf, lat_rhs))
         c = self.c_lat if minimise == "latency" else self.c_mem
         t0 = time.perf_counter()
         res = milp(

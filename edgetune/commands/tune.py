@@ -1,0 +1,83 @@
+"""`edgetune tune [MODEL]`: the main job (profile, search, measure, report)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from edgetune.commands.profile import add_db_arguments, run_profile, thread_counts
+from edgetune.errors import EdgetuneError
+from edgetune.modelsrc import DEFAULT_MODEL, open_model
+
+PRECISIONS = ("fp32", "fp16w", "int8")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"zoo name or .onnx path (default {DEFAULT_MODEL})")
+    p.add_argument("--out", help="output folder (default runs/<model>-<time>)")
+    p.add_argument("--strategy", default="qlearning", help="qlearning (default), exact, greedy, random, anneal, optuna")
+    p.add_argument("--budget", type=int, default=1000, help="plan evaluations for the strategy (default 1000)")
+    p.add_argument("--objective", default="latency", help="latency (default) or memory")
+    p.add_argument("--max-memory", type=int, default=None, help="with latency: plans must fit in BYTES")
+    p.add_argument("--precisions", default=None,
+                   help="allowed precisions, comma-separated (default fp32; fp32,fp16w for --objective memory)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compare-time", type=float, default=20.0, help="seconds of end-to-end comparison at most")
+    p.add_argument("--quick", action="store_true", help="only the chosen strategy and exact (no comparison runs)")
+    add_db_arguments(p)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from edgetune.search import STRATEGIES
+    from edgetune.search.objective import OBJECTIVES
+    from edgetune.tuning.loop import TuneConfig
+
+    if args.strategy not in STRATEGIES:
+        raise EdgetuneError(f"unknown strategy {args.strategy!r} (valid: {', '.join(sorted(STRATEGIES))})")
+    if args.objective not in OBJECTIVES:
+        raise EdgetuneError(f"unknown objective {args.objective!r} (valid: {', '.join(OBJECTIVES)})")
+    if args.budget < 1:
+        raise EdgetuneError(f"--budget must be at least 1 plan evaluation, got {args.budget}")
+    default_prec = "fp32,fp16w" if args.objective == "memory" else "fp32"
+    precisions = tuple(p.strip() for p in (args.precisions or default_prec).split(",") if p.strip())
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        raise EdgetuneError(f"--precisions: unknown {', '.join(bad) or '(empty)'} (valid: {', '.join(PRECISIONS)})")
+    return TuneConfig(strategy=args.strategy, budget=args.budget, objective=args.objective,
+                      max_memory=args.max_memory, threads=thread_counts(args.threads), precisions=precisions,
+                      seed=args.seed, compare_time_cap_s=args.compare_time, compare_all_strategies=not args.quick)
+
+
+def execute(args: argparse.Namespace) -> dict[str, Any]:
+    from edgetune.tuning.loop import default_out_dir, tune
+
+    cfg = _config(args)
+    src = open_model(args.model)
+    out = Path(args.out) if args.out else default_out_dir(src.graph.name)
+    db, summary = run_profile(src.graph, args)
+    if summary.new_measurements == 0:
+        args.console.print("profile: nothing new to measure, every cost came from the database")
+    return tune(src, cfg, out, db, summary, args.console)
+
+
+def render(result: dict[str, Any], console: Any) -> None:
+    lat, mem, srch = result["latency_ms"], result["memory_bytes"], result["search"]
+    t = Table(title=f"edgetune tune {result['model']}: measured side by side, batch 1 (median of alternating rounds)")
+    for col in ("variant", "latency ms", "x vs BLAS", "x vs ONNX Runtime", "memory MB"):
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    ort_mem = mem.get("onnxruntime_weights")
+    rows = [("edgetune plan", lat["plan"], mem["plan"]), ("BLAS fp32 baseline", lat["blas"], mem["blas"]),
+            ("ONNX Runtime fp32 (whole graph)", lat["onnxruntime"], ort_mem)]
+    for name, ms, m in rows:
+        t.add_row(name, f"{ms:.2f}", f"{lat['blas'] / ms:.2f}", f"{lat['onnxruntime'] / ms:.2f}",
+                  f"{m / 1e6:.1f}" if m else "-")
+    console.print(t)
+    console.print(f"memory: planned total (weights + workspace + activation arena) for edgetune plans; weights only "
+                  f"for ONNX Runtime. Search: {srch['strategy']} reached {srch['predicted_ms']:.2f} ms predicted in "
+                  f"{srch['evaluations']} evaluations; exact optimum {srch['optimum_ms']:.2f} ms predicted "
+                  f"(design space 10^{srch['design_space_log10']:.0f} plans). Chosen by measurement: "
+                  f"{srch['chosen_candidate']}.")
+    console.print(f"plan: {result['plan']}\nreport: {result['report']}")

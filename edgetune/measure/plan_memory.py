@@ -1,0 +1,83 @@
+"""Measure what running a plan really costs in resident memory, in a fresh subprocess.
+
+Run as `python -m edgetune.measure.plan_memory MODEL PLAN THREADS` (PLAN: reference, blas or a .json);
+prints one JSON line. Phases: (0) imports and library start-up -> RSS0; (1) load the graph, compile the
+executor, drop the graph's own copy of the weights (kernels keep what they need), run once so that
+libraries allocate their persistent buffers -> RSS1; (2) reset the
+peak counter, run inferences -> peak. Then static = RSS1 - RSS0 (weights and scratch buffers as held by the
+kernels, plus library sessions), transient = peak - RSS1 (activations), total = peak - RSS0.
+glibc's mmap threshold is pinned (MALLOC_MMAP_THRESHOLD_) so that large freed arrays go back to the OS
+and RSS follows live memory instead of the allocator's high-water mark.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from edgetune.errors import EdgetuneError
+
+
+def _status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def _child(model: str, plan_spec: str, threads: int) -> dict[str, Any]:
+    import numpy as np  # noqa: F401 - part of the import baseline
+
+    from edgetune.commands.run import resolve_plan
+    from edgetune.kernels import registry
+    from edgetune.kernels.threads import set_threads
+    from edgetune.modelsrc import load_model
+    from edgetune.runtime.executor import Executor, default_feeds
+
+    registry.load_all()
+    set_threads(threads)
+    gc.collect()
+    rss0 = _status("VmRSS")
+    graph = load_model(model)
+    plan = resolve_plan(plan_spec, graph, threads, allow_foreign=True)
+    feeds = default_feeds(graph)
+    ex = Executor(graph, plan, check=False)
+    graph.initializers.clear()  # a deployed plan keeps only what its kernels hold
+    ex.run(feeds)  # warm-up: libraries allocate their persistent buffers (OpenBLAS, ORT arenas) on first use
+    gc.collect()
+    rss1 = _status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    for _ in range(3):
+        ex.run(feeds)
+    peak = _status("VmHWM")
+    mem = ex.memory().to_dict()
+    return {"rss_imports": rss0, "rss_compiled": rss1, "peak_run": peak, "planned": mem}
+
+
+def measure_plan_memory(model: str, plan_spec: str, threads: int, timeout_s: float = 600) -> dict[str, Any]:
+    """Planned vs measured memory of running `plan_spec` on `model` in a fresh interpreter."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    proc = subprocess.run([sys.executable, "-m", "edgetune.measure.plan_memory", model, plan_spec, str(threads)],
+                          capture_output=True, text=True, timeout=timeout_s, env=env)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EdgetuneError(f"memory measurement of {model} / {plan_spec} failed: {last}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    p = r["planned"]
+    r["measured"] = {"static": r["rss_compiled"] - r["rss_imports"], "transient": r["peak_run"] - r["rss_compiled"],
+                     "total": r["peak_run"] - r["rss_imports"]}
+    r["planned_static"] = p["weight_bytes"] + p["workspace_bytes"]
+    r["planned_transient"] = p["peak_activation_bytes"]
+    return r
+
+
+if __name__ == "__main__":
+    if not os.path.exists("/proc/self/clear_refs"):
+        sys.exit("peak-memory measurement needs Linux /proc")
+    print(json.dumps(_child(sys.argv[1], sys.argv[2], int(sys.argv[3]))))

@@ -1,0 +1,214 @@
+"""The report's figures, drawn headless with matplotlib's Agg renderer.
+
+Each `*_figure` function takes the relevant part of the tuner's report data and returns a Figure, or
+None when there is nothing to draw, so the HTML can say "not available" instead of showing an empty
+axis. Figures are built with the object API on an explicit Agg canvas rather than pyplot: that needs no
+display, keeps no global figure list (no leaks across many reports), and never switches the backend of a
+caller that has pyplot open interactively.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display is ever needed (pyplot itself is not imported here)
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from edgetune.report.fmt import as_dict, as_list, dicts, library_of, ms, num, pos  # noqa: E402
+
+DPI = 110
+MAX_INCHES = 500  # Agg refuses images over 2^16 px; 500 in at 110 dpi stays below that
+PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+           "tab:cyan", "black"]
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A Figure on its own Agg canvas, independent of pyplot state."""
+    fig = Figure(figsize=(width, min(height, MAX_INCHES)))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """Render at the report's resolution with a tight box, so captions in HTML carry the explanation."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _wide_range(values: list[float], factor: float) -> bool:
+    """Whether values span more than `factor` (then a log axis keeps the small ones visible)."""
+    return len(values) > 1 and min(values) > 0 and max(values) / min(values) > factor
+
+
+def _short(name: str, width: int = 36) -> str:
+    """Long node names keep their tail, which is the distinguishing part ("/features/3/conv/0/Conv")."""
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def comparison_figure(rows: list[dict]) -> Figure | None:
+    """Median end-to-end latency per variant with its p10–p90 spread and speed-up vs the BLAS baseline."""
+    rows = [r for r in dicts(rows) if pos(r.get("median_ms")) is not None]
+    if not rows:
+        return None
+    names = [str(r.get("variant") or f"variant {i + 1}") for i, r in enumerate(rows)]
+    med = [pos(r.get("median_ms")) or 0.0 for r in rows]
+    lo = [max(0.0, m - (pos(r.get("p10_ms")) or m)) for m, r in zip(med, rows, strict=True)]
+    hi = [max(0.0, (pos(r.get("p90_ms")) or m) - m) for m, r in zip(med, rows, strict=True)]
+    fig = new_figure(8, 1.2 + 0.55 * len(rows))
+    ax = fig.add_subplot()
+    y = list(range(len(rows)))
+    log = _wide_range(med, 30)
+    colors = ["tab:green" if "edgetune" in n.lower() else "tab:gray" for n in names]
+    ax.barh(y, med, xerr=[lo, hi], color=colors, capsize=4, ecolor="black", height=0.6)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    top = max(m + h for m, h in zip(med, hi, strict=True))
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(min(med) / 2, top * 4)
+    else:
+        ax.set_xlim(0, top * 1.35)
+    for yi, m, h, r in zip(y, med, hi, rows, strict=True):
+        label = f"{ms(m)} ms"
+        s = num(r.get("speedup_vs_blas"))
+        if s is not None:
+            label += f"  ({s:.2f}× vs BLAS)"
+        ax.annotate(label, (m + h, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlabel("end-to-end latency per inference, median (ms)" + (", log scale" if log else ""))
+    ax.set_title("End-to-end latency: tuned plan vs baselines (bars: median, whiskers: p10–p90)")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def layers_figure(layers: list[dict]) -> Figure | None:
+    """Every measured option per node (grey) with the plan's choice coloured by library, on a log-ms axis."""
+    rows = dicts(layers)
+    if not rows or not any(pos(o.get("time_ms")) for r in rows for o in dicts(r.get("options"))) and not any(
+            pos(r.get("chosen_ms")) for r in rows):
+        return None
+    n = len(rows)
+    big = n > 80
+    fig = new_figure(11 if big else 9, max(3.0, 0.2 * n + 1.4))
+    ax = fig.add_subplot()
+    libs: dict[str, str] = {}
+    gx: list[float] = []
+    gy: list[int] = []
+    chosen_pts: dict[str, tuple[list[float], list[int]]] = {}
+    for i, r in enumerate(rows):
+        options = dicts(r.get("options"))
+        for o in options:
+            t = pos(o.get("time_ms"))
+            if t is not None:
+                gx.append(t)
+                gy.append(i)
+        key = str(r.get("chosen") or "")
+        match = next((o for o in options if o.get("key") == key), {}) if key else {}
+        t = pos(r.get("chosen_ms")) or pos(match.get("time_ms"))
+        if t is None:
+            continue
+        lib = str(match.get("library") or (library_of(key) if key else "?"))
+        libs.setdefault(lib, PALETTE[len(libs) % len(PALETTE)])
+        xs, ys = chosen_pts.setdefault(lib, ([], []))
+        xs.append(t)
+        ys.append(i)
+    ax.scatter(gx, gy, s=12, color="0.65", label="other options (measured)", zorder=2)
+    for lib, (xs, ys) in chosen_pts.items():
+        ax.scatter(xs, ys, s=45, marker="D", color=libs[lib], edgecolors="black", linewidths=0.5,
+                   label=f"chosen: {lib}", zorder=3)
+    labels = [f"{i} {_short(str(r.get('node') or r.get('op') or '?'))}" for i, r in enumerate(rows)]
+    ax.set_yticks(range(n), labels, fontsize=6 if big else 8)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("time per call of the node in isolation, median (ms, log scale)")
+    ax.set_ylabel("node, in execution order")
+    ax.set_title(f"Per-layer options: measured time of every way to run each of {n} nodes")
+    ax.grid(axis="x", which="both", alpha=0.25)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+def convergence_figure(strategies: dict[str, Any], optimum_ms: float | None) -> Figure | None:
+    """Best predicted plan latency found so far against plan evaluations, one line per strategy."""
+    lines: list[tuple[str, list[float], list[float]]] = []
+    for name, s in as_dict(strategies).items():
+        s = as_dict(s)
+        xs: list[float] = []
+        ys: list[float] = []
+        for p in as_list(s.get("trace")):
+            p = as_list(p)
+            if len(p) >= 2 and pos(p[0]) is not None and pos(p[1]) is not None:
+                xs.append(float(p[0]))
+                ys.append(float(p[1]))
+        if not xs and pos(s.get("evaluations")) is not None and pos(s.get("best_ms")) is not None:
+            xs, ys = [float(s["evaluations"])], [float(s["best_ms"])]
+        if xs:
+            lines.append((str(name), xs, ys))
+    if not lines:
+        return None
+    fig = new_figure(8, 4.5)
+    ax = fig.add_subplot()
+    for i, (name, xs, ys) in enumerate(lines):
+        color = PALETTE[i % len(PALETTE)]
+        ax.step(xs, ys, where="post", color=color, label=name, linewidth=1.5)
+        ax.plot(xs[-1:], ys[-1:], "o", color=color, markersize=4)
+    opt = pos(optimum_ms)
+    if opt is not None:
+        ax.axhline(opt, color="black", linestyle="--", linewidth=1, label=f"exact optimum ({ms(opt)} ms)")
+    values = [y for _, _, ys in lines for y in ys] + ([opt] if opt else [])
+    if _wide_range(values, 10):
+        ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_xlabel("plans evaluated with the cost model (count, log scale)")
+    ax.set_ylabel("best predicted latency so far (ms)")
+    ax.set_title("Search convergence: best predicted plan latency vs evaluations")
+    ax.grid(which="both", alpha=0.25)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def pareto_figure(points: list[dict]) -> Figure | None:
+    """The latency/memory trade-off front, with the plan that was picked marked."""
+    pts = [(pos(p.get("latency_ms")), pos(p.get("memory_bytes")), bool(p.get("chosen"))) for p in dicts(points)]
+    pts = [(x, m / 1e6, c) for x, m, c in pts if x is not None and m is not None]
+    if not pts:
+        return None
+    pts.sort()
+    fig = new_figure(7, 4.5)
+    ax = fig.add_subplot()
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    ax.step(xs, ys, where="post", color="tab:blue", alpha=0.5, linewidth=1)
+    ax.scatter(xs, ys, color="tab:blue", s=30, label="Pareto-optimal plan", zorder=3)
+    chosen = [p for p in pts if p[2]]
+    if chosen:
+        ax.scatter([p[0] for p in chosen], [p[1] for p in chosen], marker="*", s=220, color="tab:red",
+                   edgecolors="black", linewidths=0.6, label="chosen plan", zorder=4)
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("peak activation + workspace memory (MB)")
+    ax.set_title("Pareto front: predicted latency vs memory of non-dominated plans")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def space_figure(space: dict[str, Any]) -> Figure | None:
+    """How many options each node has: the factors whose product is the design-space size."""
+    counts = [int(v) for v in as_list(as_dict(space).get("options_per_node")) if num(v) is not None and v >= 0]
+    if not counts:
+        return None
+    fig = new_figure(7, 3.8)
+    ax = fig.add_subplot()
+    top = max(counts)
+    bins = [b - 0.5 for b in range(0, top + 2)] if top <= 60 else 30
+    ax.hist(counts, bins=bins, color="tab:blue", edgecolor="white")
+    ax.set_xlabel("options for the node (primitive × thread count, count)")
+    ax.set_ylabel("nodes (count)")
+    ax.set_title(f"Design space: options per node over {len(counts)} nodes")
+    ax.grid(axis="y", alpha=0.3)
+    return fig

@@ -1,0 +1,259 @@
+"""Search strategies against brute force on small synthetic spaces whose optimum is known."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from edgetune.errors import EdgetuneError
+from edgetune.search import (
+    RESIDUAL_CONCAT,
+    STRATEGIES,
+    CostModel,
+    DesignSpace,
+    Objective,
+    Option,
+    chain_dp,
+    get_strategy,
+    pareto_front,
+    synthetic_space,
+)
+
+
+def all_plans(space: DesignSpace) -> np.ndarray:
+    """Every plan of a small space, one per row."""
+    return np.array(list(itertools.product(*[range(k) for k in space.n_options])), dtype=np.int64)
+
+
+def brute(space: DesignSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(plans, latency of each, memory of each) by enumeration."""
+    plans = all_plans(space)
+    lat = space.cost_model.predict_many(plans)
+    w, ws = space.weight_table(), space.workspace_table()
+    mem = sum(w[i][plans[:, i]] for i in range(len(w))) + np.max([ws[i][plans[:, i]] for i in range(len(ws))], axis=0)
+    return plans, lat, mem
+
+
+def instances(count: int = 20) -> list[DesignSpace]:
+    """Chains of 6 x 3 and residual + 3-way concat DAGs of 7 x 3, with conversions and gains."""
+    out = []
+    for s in range(count):
+        if s % 2:
+            out.append(synthetic_space(7, 3, RESIDUAL_CONCAT, seed=s, negative=0.2))
+        else:
+            out.append(synthetic_space(6, 3, "chain", seed=s, negative=0.2))
+    return out
+
+
+def test_space_has_negative_costs_and_branches() -> None:
+    sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=1, negative=0.2)
+    assert any((m < 0).any() for m in sp.edge_cost)
+    assert len(sp.predecessors(6)) == 3 and sp.predecessors(2)[0] == (1, 1)
+    assert sp.size() == 3**7 and abs(sp.log10_size() - 7 * np.log10(3)) < 1e-12
+    assert not sp.is_chain() and synthetic_space(6, 3).is_chain()
+
+
+@pytest.mark.parametrize("method", ["auto", "milp", "ve"])
+def test_exact_equals_brute_force(method: str) -> None:
+    for sp in instances():
+        _, lat, _ = brute(sp)
+        r = get_strategy("exact", method=method).search(sp, 1)
+        assert abs(r.best_cost - lat.min()) < 1e-9
+        assert abs(sp.plan_cost(r.best_choice) - r.best_cost) < 1e-12
+        assert r.evaluations == 1 and r.meta["proven_optimal"]
+
+
+def test_exact_without_pruning_and_on_random_dags() -> None:
+    for s in range(6):
+        sp = synthetic_space(8, 3, "dag", seed=100 + s, negative=0.2)
+        best = brute(sp)[1].min()
+        for method in ("milp", "ve"):
+            r = get_strategy("exact", method=method, prune=False).search(sp, 1)
+            assert abs(r.best_cost - best) < 1e-9
+
+
+def test_dp_and_milp_agree_on_chains() -> None:
+    for s in range(8):
+        sp = synthetic_space(12, 4, "chain", seed=s, negative=0.2)
+        dp = get_strategy("exact", method="dp").search(sp, 1)
+        mi = get_strategy("exact", method="milp").search(sp, 1)
+        assert dp.meta["method"] == "dp" and mi.meta["method"] == "milp"
+        assert abs(dp.best_cost - mi.best_cost) < 1e-9
+        assert abs(chain_dp(sp)[1] - dp.best_cost) < 1e-9
+        assert mi.meta["milp_status"] == "optimal" and mi.meta["mip_gap"] <= 1e-9
+
+
+def test_ve_equals_milp_on_larger_dag() -> None:
+    sp = synthetic_space(40, 6, "dag", seed=3)
+    ve = get_strategy("exact").search(sp, 1)
+    mi = get_strategy("exact", method="milp").search(sp, 1)
+    assert ve.meta["method"] == "ve"
+    assert abs(ve.best_cost - mi.best_cost) < 1e-9
+
+
+def test_milp_with_format_only_costs_and_dispatch() -> None:
+    """Edge costs that depend only on formats (rows/columns merged in the MILP) plus dispatch."""
+    rng = np.random.default_rng(0)
+    fmts = ["NCHW", "NHWC", "BLOCKED"]
+    names = [f"n{i}" for i in range(7)]
+    options = {
+        n: [
+            Option(f"{n}.{a}", float(rng.uniform(1, 2)), out_format=fmts[a % 3], in_formats=[fmts[(a + 1) % 3]])
+            for a in range(4)
+        ]
+        for n in names
+    }
+    edges = [(names[i], names[j]) for i, j in RESIDUAL_CONCAT]
+
+    def conv(p: Option, c: Option) -> float:
+        return 0.0 if p.out_format == c.in_formats[0] else 0.3 + 0.1 * fmts.index(p.out_format)
+
+    sp = DesignSpace.from_dicts(names, options, edges, conversion=conv, dispatch_ms_per_step=0.05)
+    _, lat, _ = brute(sp)
+    for method in ("milp", "ve"):
+        r = get_strategy("exact", method=method, prune=False).search(sp, 1)
+        assert abs(r.best_cost - lat.min()) < 1e-9
+    choice = [0] * 7
+    steps = 7 + sum(conv(options[a][0], options[b][0]) > 0 for a, b in edges)
+    manual = sum(options[n][0].time_ms for n in names) + sum(conv(options[a][0], options[b][0]) for a, b in edges)
+    assert sp.cost_model.steps(choice) == steps
+    assert abs(sp.plan_cost(choice) - (manual + 0.05 * steps)) < 1e-12
+
+
+def test_greedy_optimal_without_conversions() -> None:
+    for s in range(5):
+        sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=s, conversion=False)
+        g = get_strategy("greedy").search(sp, 5)
+        assert g.evaluations == 1
+        assert abs(g.best_cost - brute(sp)[1].min()) < 1e-9
+
+
+def test_qlearning_near_optimal_and_beats_random() -> None:
+    sp = synthetic_space(20, 5, "chain", seed=1)
+    opt = get_strategy("exact").search(sp, 1).best_cost
+    ql, rnd = [], []
+    for seed in range(5):
+        q = get_strategy("qlearning").search(sp, 1000, seed=seed)
+        assert q.evaluations == 1000
+        assert q.best_cost <= 1.02 * opt
+        ql.append(q.best_cost)
+        rnd.append(get_strategy("random").search(sp, 1000, seed=seed).best_cost)
+    assert np.mean(ql) < np.mean(rnd)
+    assert q.meta["alpha"] == 0.5 and q.meta["gamma"] == 0.9 and q.meta["schedule"][0] == [1.0, 0.3]
+
+
+def test_qlearning_on_dag_and_schedule() -> None:
+    sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=5)
+    opt = brute(sp)[1].min()
+    r = get_strategy("qlearning", alpha=0.1, replay_batch=4).search(sp, 300, seed=0)
+    assert r.best_cost <= 1.02 * opt and r.meta["alpha"] == 0.1
+    eps = get_strategy("qlearning")._epsilons(100)
+    assert (eps[:30] == 1.0).all() and eps[-1] == 0.1 and len(set(eps.tolist())) == 10
+
+
+@pytest.mark.parametrize("name", ["anneal", "optuna", "random", "qlearning"])
+def test_heuristics_valid_and_honest(name: str) -> None:
+    sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=2)
+    opt = brute(sp)[1].min()
+    for budget in (1, 7, 40):
+        r = get_strategy(name).search(sp, budget, seed=1)
+        sp.check_choice(r.best_choice)
+        assert 1 <= r.evaluations <= budget
+        assert abs(sp.plan_cost(r.best_choice) - r.best_cost) < 1e-12 and r.best_cost >= opt - 1e-9
+        costs = [c for _, c in r.trace]
+        assert costs == sorted(costs, reverse=True) and r.trace[-1] == (r.evaluations, r.best_cost)
+    again = get_strategy(name).search(sp, 40, seed=1)
+    assert again.best_choice == r.best_choice  # seeded
+
+
+def test_memory_objective_and_limit_exact() -> None:
+    for sp in instances(10):
+        _, lat, mem = brute(sp)
+        r = get_strategy("exact").search(sp, 1, objective="memory")
+        assert r.best_cost == mem.min() and sp.plan_memory(r.best_choice) == mem.min()
+        # among the smallest plans it picks the fastest
+        assert abs(r.meta["latency_ms"] - lat[mem == mem.min()].min()) < 1e-9
+        limit = int(np.percentile(mem, 30))
+        c = get_strategy("exact").search(sp, 1, max_memory=limit)
+        assert c.meta["feasible"] and sp.plan_memory(c.best_choice) <= limit
+        assert abs(c.best_cost - lat[mem <= limit].min()) < 1e-9
+        c2 = get_strategy("exact").search(sp, 1, objective=Objective("latency", limit))
+        assert c2.best_cost == c.best_cost
+
+
+def test_heuristics_respect_memory_limit() -> None:
+    sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=4)
+    _, lat, mem = brute(sp)
+    limit = int(np.percentile(mem, 40))
+    for name in ("random", "anneal", "qlearning", "optuna"):
+        r = get_strategy(name).search(sp, 60, seed=0, max_memory=limit)
+        assert r.meta["feasible"] and sp.plan_memory(r.best_choice) <= limit
+        assert r.best_cost >= lat[mem <= limit].min() - 1e-9
+    m = get_strategy("random").search(sp, 200, seed=0, objective="memory")
+    assert m.best_cost == sp.plan_memory(m.best_choice) >= mem.min()
+
+
+def test_pareto_front() -> None:
+    for sp in instances(6):
+        _, lat, mem = brute(sp)
+        for exhaustive in (False, True):
+            front = pareto_front(sp, points=6, exhaustive=exhaustive)
+            for a, b in itertools.combinations(front, 2):
+                assert not (a[0] <= b[0] and a[1] <= b[1]) and not (b[0] <= a[0] and b[1] <= a[1])
+            for latency, memory, choice in front:
+                assert abs(sp.plan_cost(choice) - latency) < 1e-12 and sp.plan_memory(choice) == memory
+                # truly non-dominated: no plan is at least as good in both and better in one
+                assert not (
+                    (lat <= latency + 1e-12) & (mem <= memory) & ((lat < latency - 1e-9) | (mem < memory))
+                ).any()
+            assert abs(front[0][0] - lat.min()) < 1e-9 and front[-1][1] == mem.min()
+        # the exhaustive walk finds every Pareto point of the brute-force front
+        order = np.lexsort((mem, lat))
+        truth, best_mem = [], np.inf
+        for k in order:
+            if mem[k] < best_mem:
+                truth.append((lat[k], mem[k]))
+                best_mem = mem[k]
+        assert len(front) == len(truth)
+
+
+def test_json_roundtrip_and_keys() -> None:
+    sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=3, dispatch_ms_per_step=0.02)
+    back = DesignSpace.from_json(sp.to_json())
+    plans = all_plans(sp)[:50]
+    assert np.allclose(back.cost_model.predict_many(plans), sp.cost_model.predict_many(plans), rtol=0, atol=0)
+    assert back.nodes == sp.nodes and back.edges == sp.edges and back.options[2][1] == sp.options[2][1]
+    assert sp.keys([0] * 7)["n0"] == "n0.opt0"
+
+
+def test_cost_model_is_linear_in_tables() -> None:
+    cm = CostModel([[1.0, 2.0], [3.0, 4.0]], [(0, 1)], [np.array([[0.0, 0.5], [-0.25, 0.0]])], dispatch_ms_per_step=0.1)
+    assert abs(cm.predict([0, 1]) - (1 + 4 + 0.5 + 0.1 * 3)) < 1e-12
+    assert abs(cm.predict([1, 0]) - (2 + 3 - 0.25 + 0.1 * 2)) < 1e-12
+    assert cm.steps([0, 0]) == 2 and cm.steps([0, 1]) == 3
+
+
+def test_bad_input_raises() -> None:
+    sp = synthetic_space(6, 3, seed=0)
+    with pytest.raises(EdgetuneError, match="budget"):
+        get_strategy("random").search(sp, 0)
+    with pytest.raises(EdgetuneError, match="budget"):
+        get_strategy("exact").search(sp, -3)
+    with pytest.raises(EdgetuneError, match="valid: " + ", ".join(STRATEGIES)):
+        get_strategy("bogus")
+    with pytest.raises(EdgetuneError, match="unknown objective"):
+        get_strategy("greedy").search(sp, 1, objective="energy")
+    with pytest.raises(EdgetuneError, match="max_memory"):
+        get_strategy("exact").search(sp, 1, max_memory=1)
+    with pytest.raises(EdgetuneError, match="hyper-parameters"):
+        get_strategy("qlearning", alpah=0.1)
+    with pytest.raises(EdgetuneError):
+        sp.plan_cost([0, 0, 7, 0, 0, 0])
+    with pytest.raises(EdgetuneError):
+        DesignSpace(["a", "b"], [[Option("x", 1.0)], [Option("y", 1.0)]], [(1, 0)], [np.zeros((1, 1))])
+    for msg in ("one line",):
+        with pytest.raises(EdgetuneError) as info:
+            get_strategy("nope")
+        assert "\n" not in str(info.value), msg
