@@ -47,6 +47,10 @@ def test_round_trip_every_table(tmp_path):
         n = db.get_node("sig", "conv.x", 1)
         assert n is not None and n.median_ms == 2.0 and n.p10_ms == 1.8 and n.p90_ms == 2.5 and n.runs == 40
         assert n.weight_bytes == 1024 and n.workspace_bytes == 64 and n.disturbed is False
+        assert n.resident_bytes is None and n.transient_bytes is None  # memory not measured
+        db.put_node("sig", "conv.mem", 1, T, 1024, 64, resident_bytes=4096, transient_bytes=0)
+        m = db.get_node("sig", "conv.mem", 1)
+        assert (m.resident_bytes, m.transient_bytes) == (4096, 0)
         assert db.get_node("sig", "conv.x", 2).disturbed is True
         c = db.get_converter("nchw_to_nhwc", [1, 64, 56, 56], 1)
         assert c is not None and c.shape == (1, 64, 56, 56) and c.median_ms == 2.0
@@ -55,12 +59,12 @@ def test_round_trip_every_table(tmp_path):
         assert db.get_verification("sig", "conv.x").rel_error == pytest.approx(1.5e-6)
         p = db.get_plan("model", "abc123")
         assert p is not None and p.extra == '{"peak_rss": 1}' and p.foreign_cores == 0.05
-        assert [r.threads for r in db.nodes("sig")] == [1, 2]
-        assert db.count() == {"nodes": 2, "converters": 1, "verifications": 2, "plans": 1}
+        assert [(r.primitive, r.threads) for r in db.nodes("sig")] == [("conv.mem", 1), ("conv.x", 1), ("conv.x", 2)]
+        assert db.count() == {"nodes": 3, "converters": 1, "verifications": 2, "plans": 1}
 
         db.put_node("sig", "conv.x", 1, T_BAD)  # a re-measurement replaces the row
         assert db.get_node("sig", "conv.x", 1).median_ms == 9.0
-        assert db.count()["nodes"] == 2
+        assert db.count()["nodes"] == 3
 
 
 def test_second_instance_sees_rows_and_ids_isolate(tmp_path):

@@ -69,7 +69,8 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     graph = load_model(args.model)
     db, s = run_profile(graph, args)
     return {"model": graph.name, "new_measurements": s.new_measurements, "cached": s.cached,
-            "db": str(db.path), "verified": s.verified, "excluded": s.excluded, "disturbed": s.disturbed, "pruned": s.pruned,
+            "db": str(db.path), "verified": s.verified, "excluded": s.excluded, "disturbed": s.disturbed,
+            "pruned": s.pruned,
             "seconds": s.seconds, "db_rows": db.count()}
 
 

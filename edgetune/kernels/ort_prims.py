@@ -138,10 +138,11 @@ def node_model(graph: Graph, node: Node, activation: Activation | None = None) -
     return to_onnx(graph, nodes=[one], inputs=dyn, outputs=[o for o in node.outputs if o])
 
 
-def session(model: onnx.ModelProto, threads: int, optimization: str = "all") -> ort.InferenceSession:
+def session(model: onnx.ModelProto, threads: int, optimization: str = "all",
+            spinning: bool = False) -> ort.InferenceSession:
     return ort.InferenceSession(
         model.SerializeToString(),
-        ort_session_options(threads, optimization),
+        ort_session_options(threads, optimization, spinning),
         providers=["CPUExecutionProvider"],
     )
 

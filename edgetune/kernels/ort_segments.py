@@ -36,14 +36,16 @@ def boundary(graph: Graph, nodes: list[Node]) -> tuple[list[str], list[str]]:
     return ins, outs
 
 
-def segment_kernel(graph: Graph, nodes: list[Node], threads: int) -> tuple[Kernel, list[str], list[str]]:
-    """One ORT session computing `nodes`; returns (kernel, input values, output values)."""
+def segment_kernel(graph: Graph, nodes: list[Node], threads: int,
+                   spinning: bool = False) -> tuple[Kernel, list[str], list[str]]:
+    """One ORT session computing `nodes`; returns (kernel, input values, output values). `spinning` only
+    when no other library runs in the same plan (idle spinning workers would steal its cores)."""
     from edgetune.graph.onnx_export import to_onnx
     from edgetune.kernels.ort_prims import initializer_bytes, session, session_kernel
 
     ins, outs = boundary(graph, nodes)
     model = to_onnx(graph, nodes=nodes, inputs=ins, outputs=outs)
-    sess = session(model, threads, "all")
+    sess = session(model, threads, "all", spinning)
     return session_kernel(sess, initializer_bytes(model), ins), ins, outs
 
 

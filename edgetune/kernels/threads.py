@@ -46,16 +46,18 @@ def current_threads() -> int | None:
     return _current
 
 
-def ort_session_options(threads: int, optimization: str = "all") -> Any:
-    """SessionOptions with `threads` intra-op threads, no spinning, one inter-op thread."""
+def ort_session_options(threads: int, optimization: str = "all", spinning: bool = False) -> Any:
+    """SessionOptions with `threads` intra-op threads, one inter-op thread, and no spinning unless the
+    session runs alone (a plan that is ONNX Runtime only: then nothing else needs the cores)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    spin = "1" if spinning else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
     so.graph_optimization_level = {
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,

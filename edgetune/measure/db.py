@@ -6,7 +6,9 @@ in flight and a rerun continues where it stopped. Rows are keyed by `node_signat
 attributes; never node names or weight values) so identical layers share measurements across models.
 
 The file is checked before anything is written to it: a file that is not SQLite, is corrupt, belongs to
-another application or has a newer schema raises EdgetuneError and is left byte-for-byte untouched.
+another application or has a newer schema raises EdgetuneError and is left byte-for-byte untouched. A file
+of an older schema of ours is migrated in place, keeping every row (schema 1 -> 2: ALTER TABLE ADD COLUMN
+of the nodes' measured `resident_bytes`/`transient_bytes`, NULL for rows measured before).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from edgetune.graph.ir import Graph, Node
 from edgetune.measure.timing import Timing
 
 APP = "edgetune"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: nodes.resident_bytes, nodes.transient_bytes (measured memory; NULL when not measured)
 APPLICATION_ID = 0x45544E45  # "ETNE", also visible to `file(1)`-style tools
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -39,7 +41,7 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (
     device TEXT, versions TEXT, sig TEXT, primitive TEXT, threads INTEGER, {_TIMING_COLS},
-    weight_bytes INTEGER, workspace_bytes INTEGER,
+    weight_bytes INTEGER, workspace_bytes INTEGER, resident_bytes INTEGER, transient_bytes INTEGER,
     PRIMARY KEY (device, versions, sig, primitive, threads));
 CREATE TABLE IF NOT EXISTS converters (
     device TEXT, versions TEXT, converter TEXT, shape TEXT, threads INTEGER, {_TIMING_COLS},
@@ -53,6 +55,8 @@ CREATE TABLE IF NOT EXISTS plans (
     PRIMARY KEY (device, versions, model_sig, plan_hash));
 """
 _TABLES = ("nodes", "converters", "verifications", "plans")
+# columns added after schema 1, added to an older file by ALTER TABLE (existing rows get NULL)
+_ADDED_COLUMNS = {"nodes": (("resident_bytes", "INTEGER"), ("transient_bytes", "INTEGER"))}
 
 
 # ---- records ------------------------------------------------------------------------------------
@@ -79,6 +83,8 @@ class NodeRecord(Measured):
     threads: int = 1
     weight_bytes: int = 0
     workspace_bytes: int = 0
+    resident_bytes: int | None = None  # measured (edgetune.measure.kernel_memory); None: not measured
+    transient_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,23 @@ def _validate_existing(path: Path) -> None:
         )
 
 
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring an older (schema 1) file up to this schema in one transaction, keeping every row: ALTER
+    TABLE ADD COLUMN for the columns added since (existing rows read NULL: not measured)."""
+    con.execute("BEGIN IMMEDIATE")  # checked inside the write lock: two processes cannot both migrate
+    try:
+        for table, cols in _ADDED_COLUMNS.items():
+            have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+            for c, t in cols:
+                if c not in have:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {c} {t}")
+        con.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+        con.execute("COMMIT")
+    except sqlite3.Error:
+        con.execute("ROLLBACK")
+        raise
+
+
 def _open(path: Path) -> sqlite3.Connection:
     if path.is_dir():
         raise EdgetuneError(f"{path}: is a directory, expected a profile DB file")
@@ -207,6 +230,7 @@ def _open(path: Path) -> sqlite3.Connection:
             f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');"
             f"PRAGMA user_version={SCHEMA_VERSION}; PRAGMA application_id={APPLICATION_ID}; COMMIT;"
         )
+        _migrate(con)
     except sqlite3.Error as e:
         con.close()
         raise EdgetuneError(f"{path}: cannot initialise the profile DB: {e}") from None
@@ -260,18 +284,24 @@ class ProfileDB:
 
     # ---- nodes
     def put_node(self, sig: str, primitive: str, threads: int, timing: Timing, weight_bytes: int = 0,
-                 workspace_bytes: int = 0) -> None:
+                 workspace_bytes: int = 0, resident_bytes: int | None = None,
+                 transient_bytes: int | None = None) -> None:
+        """One node timing; `resident_bytes`/`transient_bytes` are the measured memory of the kernel
+        (edgetune.measure.kernel_memory), None when not measured."""
+        opt = [None if b is None else int(b) for b in (resident_bytes, transient_bytes)]
         self._write(
             "INSERT OR REPLACE INTO nodes (device, versions, sig, primitive, threads, "
-            f"{', '.join(_TIMING_NAMES)}, weight_bytes, workspace_bytes) VALUES ({', '.join('?' * 16)})",
+            f"{', '.join(_TIMING_NAMES)}, weight_bytes, workspace_bytes, resident_bytes, transient_bytes) "
+            f"VALUES ({', '.join('?' * 18)})",
             (self.device_id, self.versions_id, sig, primitive, int(threads), *_timing_values(timing),
-             int(weight_bytes), int(workspace_bytes)),
+             int(weight_bytes), int(workspace_bytes), *opt),
         )
 
     def _node(self, row: dict[str, Any]) -> NodeRecord:
         return NodeRecord(**self._measured(row), sig=row["sig"], primitive=row["primitive"],
                           threads=row["threads"], weight_bytes=row["weight_bytes"],
-                          workspace_bytes=row["workspace_bytes"])
+                          workspace_bytes=row["workspace_bytes"], resident_bytes=row.get("resident_bytes"),
+                          transient_bytes=row.get("transient_bytes"))
 
     def get_node(self, sig: str, primitive: str, threads: int) -> NodeRecord | None:
         rows = self._rows("SELECT * FROM nodes WHERE device=? AND versions=? AND sig=? AND primitive=? "

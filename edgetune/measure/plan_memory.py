@@ -1,11 +1,17 @@
 """Measure what running a plan really costs in resident memory, in a fresh subprocess.
 
-Run as `python -m edgetune.measure.plan_memory MODEL PLAN THREADS` (PLAN: reference, blas or a .json);
-prints one JSON line. Phases: (0) imports and library start-up -> RSS0; (1) load the graph, compile the
-executor, drop the graph's own copy of the weights (kernels keep what they need), run once so that
-libraries allocate their persistent buffers -> RSS1; (2) reset the
-peak counter, run inferences -> peak. Then static = RSS1 - RSS0 (weights and scratch buffers as held by the
-kernels, plus library sessions), transient = peak - RSS1 (activations), total = peak - RSS0.
+Run as `python -m edgetune.measure.plan_memory MODEL PLAN THREADS [self]` (PLAN: reference, blas or a
+.json); prints one JSON line. Phases: (0) imports, library registry, and one throw-away load of the model
+(the model source's one-off cost, e.g. the zoo's torch export machinery, is not the plan's) -> RSS0;
+(1) load the graph, compile the executor (measuring each kernel's memory unless `self` is given, see
+edgetune.measure.kernel_memory; this first pays the start-up of the libraries the plan uses), drop the
+graph's own copy of the weights (kernels keep what they need), run once so that libraries allocate their
+persistent buffers -> RSS1; (2) reset the peak counter, run inferences -> peak.
+
+Measured: static = RSS1 - RSS0 (what the prepared plan keeps: weights and buffers as held by the
+kernels, library sessions and caches, library start-up), transient = peak - RSS1 (activations and call
+temporaries), total = peak - RSS0. Planned (Executor.memory()): static = resident_bytes, transient =
+peak_activation_bytes + peak_transient_bytes, total = total_bytes.
 glibc's mmap threshold is pinned (MALLOC_MMAP_THRESHOLD_) so that large freed arrays go back to the OS
 and RSS follows live memory instead of the allocator's high-water mark.
 """
@@ -30,7 +36,7 @@ def _status(key: str) -> int:
     raise KeyError(key)
 
 
-def _child(model: str, plan_spec: str, threads: int) -> dict[str, Any]:
+def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> dict[str, Any]:
     import numpy as np  # noqa: F401 - part of the import baseline
 
     from edgetune.commands.run import resolve_plan
@@ -41,12 +47,15 @@ def _child(model: str, plan_spec: str, threads: int) -> dict[str, Any]:
 
     registry.load_all()
     set_threads(threads)
+    warm = load_model(model)  # the model source's one-off cost (zoo: torch export machinery), not the plan's
+    warm.initializers.clear()
+    del warm
     gc.collect()
     rss0 = _status("VmRSS")
     graph = load_model(model)
     plan = resolve_plan(plan_spec, graph, threads, allow_foreign=True)
     feeds = default_feeds(graph)
-    ex = Executor(graph, plan, check=False)
+    ex = Executor(graph, plan, check=False, measure_memory=measure)
     graph.initializers.clear()  # a deployed plan keeps only what its kernels hold
     ex.run(feeds)  # warm-up: libraries allocate their persistent buffers (OpenBLAS, ORT arenas) on first use
     gc.collect()
@@ -60,10 +69,13 @@ def _child(model: str, plan_spec: str, threads: int) -> dict[str, Any]:
     return {"rss_imports": rss0, "rss_compiled": rss1, "peak_run": peak, "planned": mem}
 
 
-def measure_plan_memory(model: str, plan_spec: str, threads: int, timeout_s: float = 600) -> dict[str, Any]:
-    """Planned vs measured memory of running `plan_spec` on `model` in a fresh interpreter."""
+def measure_plan_memory(model: str, plan_spec: str, threads: int, timeout_s: float = 600, *,
+                        measure_kernels: bool = True) -> dict[str, Any]:
+    """Planned vs measured memory of running `plan_spec` on `model` in a fresh interpreter; the plan's
+    figures use measured per-kernel memory unless `measure_kernels` is False (kernels' own reports)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
-    proc = subprocess.run([sys.executable, "-m", "edgetune.measure.plan_memory", model, plan_spec, str(threads)],
+    args = [model, plan_spec, str(threads)] + ([] if measure_kernels else ["self"])
+    proc = subprocess.run([sys.executable, "-m", "edgetune.measure.plan_memory", *args],
                           capture_output=True, text=True, timeout=timeout_s, env=env)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -72,12 +84,13 @@ def measure_plan_memory(model: str, plan_spec: str, threads: int, timeout_s: flo
     p = r["planned"]
     r["measured"] = {"static": r["rss_compiled"] - r["rss_imports"], "transient": r["peak_run"] - r["rss_compiled"],
                      "total": r["peak_run"] - r["rss_imports"]}
-    r["planned_static"] = p["weight_bytes"] + p["workspace_bytes"]
-    r["planned_transient"] = p["peak_activation_bytes"]
+    r["planned_static"] = p["resident_bytes"]
+    r["planned_transient"] = p["peak_activation_bytes"] + p["peak_transient_bytes"]
+    r["self_reported_total"] = p["weight_bytes"] + p["workspace_bytes"] + p["peak_activation_bytes"]
     return r
 
 
 if __name__ == "__main__":
     if not os.path.exists("/proc/self/clear_refs"):
         sys.exit("peak-memory measurement needs Linux /proc")
-    print(json.dumps(_child(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
+    print(json.dumps(_child(sys.argv[1], sys.argv[2], int(sys.argv[3]), measure=sys.argv[4:5] != ["self"])))

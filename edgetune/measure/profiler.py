@@ -22,7 +22,9 @@ from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, PrepareContext, Primitive
 from edgetune.kernels.ort_segments import fusable_primitive, pair_key, segment_kernel
 from edgetune.kernels.threads import set_threads
+from edgetune.measure import kernel_memory
 from edgetune.measure.db import ProfileDB, node_signature
+from edgetune.measure.kernel_memory import KernelMemory
 from edgetune.measure.timing import Timing, time_callable
 
 DISPATCH_KEY = "executor.dispatch"
@@ -219,12 +221,13 @@ class Profiler:
 
     def _measure_node(self, node: Node, prim: Primitive, threads: int, s: ProfileSummary, kernel: Any = None) -> None:
         try:
-            timing, wb, ws = self._time_node(node, prim, threads, kernel)
+            timing, wb, ws, mem = self._time_node(node, prim, threads, kernel)
         except Exception as e:  # noqa: BLE001 - a kernel that verified but fails now is excluded, not fatal
             self.db.put_verification(self.sigs[node.name], prim.name, False, None, f"timing raised {e!r}"[:300])
             s.excluded[f"{node.name}/{prim.name}"] = f"timing raised {type(e).__name__}"
             return
-        self.db.put_node(self.sigs[node.name], prim.name, threads, timing, wb, ws)
+        res, tr = mem.as_tuple() if mem is not None else (None, None)
+        self.db.put_node(self.sigs[node.name], prim.name, threads, timing, wb, ws, res, tr)
         s.new_measurements += 1
         s.disturbed += int(timing.disturbed)
 
@@ -273,13 +276,24 @@ class Profiler:
             out.append(x)
         return out
 
-    def _time_node(self, node: Node, prim: Primitive, threads: int, kernel: Any = None) -> tuple[Timing, int, int]:
+    def _time_node(self, node: Node, prim: Primitive, threads: int,
+                   kernel: Any = None) -> tuple[Timing, int, int, KernelMemory | None]:
+        """Time one (node, primitive, threads); first measure the kernel's resident and transient memory
+        around its prepare and first calls (edgetune.measure.kernel_memory), after the libraries'
+        one-off start-up is paid. Measuring needs a prepare of its own, so a kernel prepared by the
+        verification is only reused where memory cannot be measured (no /proc)."""
         set_threads(threads)
-        if kernel is None:
-            kernel = prim.prepare(node, PrepareContext(self.graph, threads, self.samples))
         inputs = self._inputs(node, prim)
+        mem = None
+        if kernel_memory.available():
+            kernel_memory.warm_up_libraries(threads)
+            kernel = None
+            kernel, mem = kernel_memory.measure_kernel_memory(
+                lambda: prim.prepare(node, PrepareContext(self.graph, threads, self.samples)), inputs)
+        elif kernel is None:
+            kernel = prim.prepare(node, PrepareContext(self.graph, threads, self.samples))
         timing = time_callable(lambda: kernel(*inputs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
-        return timing, int(kernel.weight_bytes), int(kernel.workspace_bytes)
+        return timing, int(kernel.weight_bytes), int(kernel.workspace_bytes), mem
 
     def _time_converter(self, conv: Any, shape: tuple[int, ...]) -> Timing:
         set_threads(1)

@@ -49,11 +49,18 @@ def text(x: Any) -> str:
 
 
 def ms(x: Any) -> str:
-    """Milliseconds: two decimals from 1 ms up ("9.30"), three significant digits below ("0.041")."""
+    """Milliseconds (or seconds): "9.30", "0.410", "0.041", "0.0012" — two decimals or better, never "0.00"."""
     v = num(x)
     if v is None:
         return DASH
-    return f"{v:.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
+    a = abs(v)
+    return f"{v:.2f}" if a >= 1 or a == 0 else f"{v:.3f}" if a >= 0.01 else f"{v:.2g}"
+
+
+def sentence(s: str) -> str:
+    """Text ending in a full stop, so run-supplied method strings join cleanly into captions."""
+    s = s.strip()
+    return s if not s or s[-1] in ".!?" else s + "."
 
 
 def mb(x: Any) -> str:

@@ -117,7 +117,7 @@ def layers_figure(layers: list[dict]) -> Figure | None:
         xs, ys = chosen_pts.setdefault(lib, ([], []))
         xs.append(t)
         ys.append(i)
-    ax.scatter(gx, gy, s=12, color="0.65", label="other options (measured)", zorder=2)
+    ax.scatter(gx, gy, s=12, color="0.65", label="all options (measured)", zorder=2)
     for lib, (xs, ys) in chosen_pts.items():
         ax.scatter(xs, ys, s=45, marker="D", color=libs[lib], edgecolors="black", linewidths=0.5,
                    label=f"chosen: {lib}", zorder=3)
@@ -204,11 +204,15 @@ def space_figure(space: dict[str, Any]) -> Figure | None:
         return None
     fig = new_figure(7, 3.8)
     ax = fig.add_subplot()
-    top = max(counts)
-    bins = [b - 0.5 for b in range(0, top + 2)] if top <= 60 else 30
+    low, top = min(counts), max(counts)
+    bins = [b - 0.5 for b in range(low, top + 2)] if top - low <= 60 else 30
     ax.hist(counts, bins=bins, color="tab:blue", edgecolor="white")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("options for the node (primitive × thread count, count)")
     ax.set_ylabel("nodes (count)")
-    ax.set_title(f"Design space: options per node over {len(counts)} nodes")
+    size = num(as_dict(space).get("log10_size"))
+    plans = f", about $10^{{{size:.1f}}}$ plans" if size is not None else ""
+    ax.set_title(f"Design space: options per node over {len(counts)} nodes{plans}")
     ax.grid(axis="y", alpha=0.3)
     return fig

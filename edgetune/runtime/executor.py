@@ -8,6 +8,7 @@ Python's garbage collection.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext
-from edgetune.kernels.ort_segments import FUSABLE, segment_kernel
+from edgetune.kernels.ort_segments import FUSABLE, boundary, segment_kernel
 from edgetune.kernels.threads import set_threads
 from edgetune.runtime.plan import Plan
 
@@ -39,20 +40,38 @@ class Step:
 
 @dataclass
 class MemoryReport:
-    """Bytes a plan needs: weights by precision, kernel workspace, the activation arena peak from
-    liveness analysis, and their total. Kernels keep their scratch buffers between calls (padding and
-    im2col buffers are allocated once, at the first call), so workspace is the sum over kernels, not the
-    largest one (`largest_workspace_bytes`); measured RSS agrees with the sum (bench/memory.py)."""
+    """Bytes a plan needs.
+
+    weight_bytes / weight_bytes_by_precision / workspace_bytes: as the kernels report them (weights they
+    hold, scratch they keep; `largest_workspace_bytes` the largest single one).
+    resident_bytes: what the prepared plan keeps resident: per kernel its *measured* persistent bytes
+    (edgetune.measure.kernel_memory: packed weights, library sessions and caches, kept buffers), at
+    least its reported weights (a kernel may alias the graph's arrays, which RSS differences cannot
+    see); weight + workspace where a kernel was not measured; plus `startup_bytes`, the one-off
+    per-process start-up of the libraries the plan uses when measured in a fresh process.
+    peak_transient_bytes: the largest measured extra peak of one kernel call (temporaries) beyond its
+    outputs. peak_activation_bytes: the activation arena peak from liveness analysis.
+    total_bytes = resident + peak activations + peak transient (an upper bound: the transient peak and
+    the arena peak are taken at their worst steps independently). `measured` says every kernel was.
+    """
 
     weight_bytes: int
     weight_bytes_by_precision: dict[str, int]
     workspace_bytes: int
     largest_workspace_bytes: int
     peak_activation_bytes: int
+    resident_bytes: int = -1  # -1: not given, weight + workspace
+    peak_transient_bytes: int = 0
+    startup_bytes: dict[str, int] = field(default_factory=dict)
+    measured: bool = False
+
+    def __post_init__(self) -> None:
+        if self.resident_bytes < 0:
+            self.resident_bytes = self.weight_bytes + self.workspace_bytes + sum(self.startup_bytes.values())
 
     @property
     def total_bytes(self) -> int:
-        return self.weight_bytes + self.workspace_bytes + self.peak_activation_bytes
+        return self.resident_bytes + self.peak_activation_bytes + self.peak_transient_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,8 +79,12 @@ class MemoryReport:
             "weight_bytes_by_precision": self.weight_bytes_by_precision,
             "workspace_bytes": self.workspace_bytes,
             "largest_workspace_bytes": self.largest_workspace_bytes,
+            "resident_bytes": self.resident_bytes,
+            "startup_bytes": dict(self.startup_bytes),
+            "peak_transient_bytes": self.peak_transient_bytes,
             "peak_activation_bytes": self.peak_activation_bytes,
             "total_bytes": self.total_bytes,
+            "measured": self.measured,
         }
 
 
@@ -82,7 +105,13 @@ class Executor:
         check: bool = True,
         check_input: dict[str, np.ndarray] | None = None,
         fuse: bool = True,
+        kernel_memory: dict[str, tuple[int, int]] | None = None,
+        measure_memory: bool = False,
     ) -> None:
+        """`kernel_memory`: measured (resident, transient) bytes per step name (node name, or
+        "first..last" for an ORT segment), e.g. from the ProfileDB; `measure_memory`: measure every
+        kernel at compile time instead (edgetune.measure.kernel_memory; compile takes a few calls more
+        per kernel), after paying the start-up of the libraries the plan uses (`startup_bytes`)."""
         self.graph = graph
         self.plan = plan
         plan.check_graph(graph)
@@ -90,10 +119,15 @@ class Executor:
             samples = reference_samples(graph)
         self.samples = samples or {}
         self.fuse = fuse
+        # A plan that is one ONNX Runtime session and nothing else may let ORT's workers spin.
+        self._ort_only = all(c.primitive in FUSABLE for c in plan.choices.values())
         self.steps: list[Step] = []
         self.kernels: dict[str, tuple[Kernel, str]] = {}
         self._slots: dict[tuple[str, str], int] = {}
         self._slot_bytes: list[int] = []
+        self.kernel_memory: dict[str, tuple[int, int]] = dict(kernel_memory or {})
+        self.measure_memory = measure_memory
+        self.startup_bytes: dict[str, int] = {}
         self._compile()
         self.max_error: float | None = None
         if check:
@@ -155,22 +189,29 @@ class Executor:
             self._slot(name, FP32)
             current[name] = FP32
         ctx_cache: dict[int, PrepareContext] = {}
-        for unit in self._units():
+        units = self._units()
+        resolved = [[_resolve(self.plan.choices[n.name].primitive, n, g) for n in unit] for unit in units]
+        if self.measure_memory:
+            self._warm_up(units, resolved)
+        for unit, prims in zip(units, resolved, strict=True):
             threads = self.plan.choices[unit[0].name].threads
-            prims = [_resolve(self.plan.choices[n.name].primitive, n, g) for n in unit]
             set_threads(threads)
             if len(unit) > 1:
-                kernel, in_values, out_values = _prepare(lambda u=unit, t=threads: segment_kernel(g, u, t), unit[0])
+                in_values, out_values = boundary(g, unit)
                 in_formats, out_formats = [FP32] * len(in_values), [FP32] * len(out_values)
                 name, prim_name, precision = f"{unit[0].name}..{unit[-1].name}", f"ort.segment[{len(unit)}]", "fp32"
+                build = lambda u=unit, t=threads: segment_kernel(g, u, t)[0]  # noqa: E731
             else:
                 node, prim = unit[0], prims[0]
                 ctx = ctx_cache.setdefault(threads, PrepareContext(g, threads, self.samples))
-                kernel = _prepare(lambda n=node, p=prim, c=ctx: p.prepare(n, c), node)
                 in_values, in_formats = g.dynamic_inputs(node), prim.input_formats(node, g)
                 out_values = node.outputs
                 out_formats = [prim.output_format(node, g)] * len(out_values)
                 name, prim_name, precision = node.name, prim.name, prim.precision
+                build = lambda n=node, p=prim, c=ctx: p.prepare(n, c)  # noqa: E731
+            if self.measure_memory:
+                build = functools.partial(self._measured_build, name, build, in_values, in_formats)
+            kernel = _prepare(build, unit[0])
             self.kernels[name] = (kernel, precision)
             ins = [self._converted(v, current[v], want) for v, want in zip(in_values, in_formats, strict=True)]
             outs = []
@@ -181,6 +222,31 @@ class Executor:
         self._out_slots = [self._converted(o, current[o], FP32) for o in g.outputs]
         self._in_slots = [self._slots[(i, FP32.key)] for i in g.inputs]
         self._plan_liveness()
+
+    def _warm_up(self, units: list[list[Node]], resolved: list[list[Any]]) -> None:
+        """Pay (and measure) the per-process start-up of each library the plan uses, at each thread count,
+        before any kernel is measured."""
+        from edgetune.measure.kernel_memory import warm_up_libraries
+
+        wanted: dict[int, set[str]] = {}
+        for unit, prims in zip(units, resolved, strict=True):
+            threads = self.plan.choices[unit[0].name].threads
+            libs = {"onnxruntime"} if len(unit) > 1 else {_LIBRARY_STARTUP.get(p.library, "") for p in prims}
+            wanted.setdefault(threads, set()).update(libs - {""})
+        for threads, libs in sorted(wanted.items()):
+            for key, b in warm_up_libraries(threads, sorted(libs)).items():
+                self.startup_bytes[key] = b
+
+    def _measured_build(self, name: str, build: Callable[[], Any], values: list[str], formats: list[Format]) -> Any:
+        """Build a kernel while measuring its resident and transient bytes on stand-in inputs."""
+        from edgetune.measure.kernel_memory import measure_kernel_memory
+
+        inputs = [sample_input(self.graph, v, f, self.samples.get(v)) for v, f in zip(values, formats, strict=True)]
+        kernel, mem = measure_kernel_memory(build, inputs)
+        del inputs
+        if mem is not None:
+            self.kernel_memory[name] = mem.as_tuple()
+        return kernel
 
     def _plan_liveness(self) -> None:
         """Free each slot after the last step that reads it; compute the activation arena peak."""
@@ -244,19 +310,51 @@ class Executor:
         return worst
 
     def memory(self) -> MemoryReport:
+        """Planned memory; measured per-kernel figures (`kernel_memory`) are used where present."""
         by_prec: dict[str, int] = {}
-        for kernel, precision in self.kernels.values():
-            by_prec[precision] = by_prec.get(precision, 0) + int(kernel.weight_bytes)
+        resident, transient = 0, 0
+        for name, (kernel, precision) in self.kernels.items():
+            wb, ws = int(kernel.weight_bytes), int(kernel.workspace_bytes)
+            by_prec[precision] = by_prec.get(precision, 0) + wb
+            if name in self.kernel_memory:
+                r, t = self.kernel_memory[name]
+                resident += max(int(r), wb)  # a kernel aliasing the graph's weights holds them unseen by RSS
+                transient = max(transient, int(t))
+            else:
+                resident += wb + ws
+        startup = dict(self.startup_bytes)
         return MemoryReport(
             weight_bytes=sum(by_prec.values()),
             weight_bytes_by_precision=by_prec,
             workspace_bytes=sum(int(k.workspace_bytes) for k, _ in self.kernels.values()),
             largest_workspace_bytes=max((int(k.workspace_bytes) for k, _ in self.kernels.values()), default=0),
             peak_activation_bytes=self.peak_activation_bytes,
+            resident_bytes=resident + sum(startup.values()),
+            peak_transient_bytes=transient,
+            startup_bytes=startup,
+            measured=bool(self.kernels) and all(n in self.kernel_memory for n in self.kernels),
         )
 
     def step_table(self) -> list[dict[str, Any]]:
         return [{"step": s.name, "kind": s.kind, "primitive": s.primitive, "threads": s.threads} for s in self.steps]
+
+
+# which start-up (edgetune.measure.kernel_memory.warm_up_libraries) a primitive's library needs
+_LIBRARY_STARTUP = {"numpy": "openblas", "numpy-reference": "openblas", "onnxruntime": "onnxruntime",
+                    "torch": "torch_onednn", "torch-int8": "torch_onednn"}
+
+
+def sample_input(graph: Graph, value: str, fmt: Format, sample: np.ndarray | None = None) -> Any:
+    """A stand-in input for `value` in format `fmt`: `sample` (or N(0, 1) values) converted from NCHW fp32."""
+    shape = graph.shape(value)
+    x = sample if sample is not None else np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if fmt.key == FP32.key:
+        return x.copy() if sample is not None else x
+    conv = registry.converter(FP32, fmt)
+    if conv is None:
+        raise EdgetuneError(f"no converter from {FP32} to {fmt} for value {value!r} {shape}")
+    return conv.prepare(shape)(x)
 
 
 def run_steps(steps: list[Step], slots: list[Any]) -> None:

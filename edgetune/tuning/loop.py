@@ -103,7 +103,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
     console.print(f"design space: 10^{space.log10_size():.1f} plans; searching ({cfg.strategy}, budget {cfg.budget}"
                   f", objective {cfg.objective}) and computing the exact optimum...")
     exact, chosen, strategies = run_strategies(space, cfg)
-    cm = space.cost_model()
+    cm = space.cost_model
     cands: list[Candidate] = []
     seen: set[tuple[int, ...]] = set()
 
@@ -214,9 +214,15 @@ def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfi
                        "options": [{"key": o.key, "time_ms": o.time_ms, "library": o.meta.get("library", ""),
                                     "precision": o.precision} for o in opts]})
     try:
-        front = pareto_front(space)
-        pareto = [{"latency_ms": p.latency_ms, "memory_bytes": p.memory_bytes,
-                   "chosen": list(p.choice) == list(best.choice)} for p in front]
+        # The front is computed over fp32 and fp16-weight options: memory only trades against latency when
+        # some option stores weights more compactly.
+        wide = space
+        if "fp16w" not in cfg.precisions:
+            wide, _ = build_space(graph, db, cfg.threads, (*cfg.precisions, "fp16w"))
+        chosen_keys = [space.options[i][c].key for i, c in enumerate(best.choice)]
+        pareto = [{"latency_ms": lat, "memory_bytes": mem,
+                   "chosen": [wide.options[i][c].key for i, c in enumerate(choice)] == chosen_keys}
+                  for lat, mem, choice in pareto_front(wide)]
     except Exception as e:  # noqa: BLE001 - the front is a figure, not the product
         pareto = []
         result.setdefault("notes", []).append(f"Pareto front not computed: {e}")
