@@ -18,6 +18,12 @@ How (in-process, Linux only; elsewhere `measure_kernel_memory` returns None):
 Both are floored at 0 and set to 0 below `NOISE_BYTES` (64 KiB: page and allocator granularity make
 smaller figures meaningless). Resident figures of one kernel include whatever library start-up the
 first use of a library in this process triggers; `warm_up_libraries` pays those first (see there).
+
+Not measured cleanly, so excluded or approximate: numba's JIT and threading-layer start-up (no warm-up);
+start-up figures in a process that already used a library (0, e.g. in the tune loop after profiling);
+OpenBLAS packing-buffer pages first touched by a larger GEMM, charged to the kernel that first needs them
+(in the profiler that depends on profiling order); memory a kernel shares with the graph (aliased weight
+arrays: RSS differences cannot see them, so Executor.memory() counts at least the reported weights).
 """
 
 from __future__ import annotations

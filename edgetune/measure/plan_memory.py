@@ -2,7 +2,8 @@
 
 Run as `python -m edgetune.measure.plan_memory MODEL PLAN THREADS [self]` (PLAN: reference, blas or a
 .json); prints one JSON line. Phases: (0) imports, library registry, and one throw-away load of the model
-(the model source's one-off cost, e.g. the zoo's torch export machinery, is not the plan's) -> RSS0;
+-> RSS0 (the first load's lazy imports, onnx.reference and the zoo, keep ~14 MB that later loads do not
+add: imports, not the plan);
 (1) load the graph, compile the executor (measuring each kernel's memory unless `self` is given, see
 edgetune.measure.kernel_memory; this first pays the start-up of the libraries the plan uses), drop the
 graph's own copy of the weights (kernels keep what they need), run once so that libraries allocate their
@@ -47,7 +48,7 @@ def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> di
 
     registry.load_all()
     set_threads(threads)
-    warm = load_model(model)  # the model source's one-off cost (zoo: torch export machinery), not the plan's
+    warm = load_model(model)  # the loader's lazy imports (onnx.reference, zoo: ~14 MB once) are not the plan's
     warm.initializers.clear()
     del warm
     gc.collect()

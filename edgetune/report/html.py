@@ -40,6 +40,7 @@ DEFAULT_METHOD = {
                   "ratios against the BLAS fp32 baseline from that same session.",
     "search": "Strategies pick one option per node; a plan's predicted latency is the sum of its nodes' measured "
               "times plus the measured format-converter times on edges where producer and consumer disagree.",
+    "memory": "Memory is the tuner's figure for a plan's peak memory in megabytes (10^6 bytes).",
 }
 
 CSS = """
@@ -133,7 +134,7 @@ def _header(data: dict) -> str:
         ("cores", text(device.get("cores"))),
         ("CPU flags", " ".join(map(str, flags)) if flags else DASH),
         ("objective", text(data.get("objective"))),
-        ("memory limit", f"{mb(max_mem)} MB" if max_mem is not None else "none"),
+        ("memory limit", f"{mb(max_mem)} MB" if max_mem is not None else "none" if "max_memory" in data else DASH),
         ("thread counts tried", ", ".join(map(str, threads)) if threads else DASH),
         ("library versions", ", ".join(f"{k} {v}" for k, v in versions.items()) if versions else DASH),
         ("plan file", text(data.get("plan_path"))),
@@ -241,12 +242,12 @@ def _search(data: dict, figs: _Figures, method: dict[str, str]) -> str:
     return "".join(out)
 
 
-def _pareto(data: dict, figs: _Figures) -> str:
+def _pareto(data: dict, figs: _Figures, method: dict[str, str]) -> str:
     head = "<h2>Latency–memory trade-off</h2>"
     points = dicts(data.get("pareto"))
     caption = ("Each dot is a plan that no other plan beats in both predicted latency and memory; the star is "
                "the plan that was picked for the objective and memory limit of this run. Latency is predicted by "
-               "the cost model; memory is the planned peak of live activations plus kernel workspaces.")
+               f"the cost model. {method['memory']}")
     fig = plots.pareto_figure(points)
     return head + (figs.embed(fig, "pareto.png", "Pareto front", caption) if fig else _na("Pareto front"))
 
@@ -322,11 +323,9 @@ def _how_to_read(method: dict[str, str]) -> str:
         ("Predicted vs measured", "Predicted latencies come from the cost model built from per-layer and "
                                   "per-converter measurements; measured latencies come from running the whole "
                                   "plan. The candidates table shows how far apart they are."),
-        ("Memory", "Megabytes (10^6 bytes) of planned peak activation and workspace memory, weights excluded "
-                   "unless stated in a note."),
     ]
     labels = {"timing": "How times were measured", "comparison": "How the end-to-end comparison was run",
-              "search": "How the search works"}
+              "search": "How the search works", "memory": "How memory was counted"}
     items = general + [(labels.get(k, k), v) for k, v in method.items()]
     body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
     return f"<h2>How to read this report</h2><dl>{body}</dl>"
@@ -339,7 +338,7 @@ def render_html(data: dict, out_dir: Path) -> tuple[str, list[Path]]:
     method = _method(data)
     sections = [
         _header(data), _summary(data), _comparison(data, figs, method), _layers(data, figs, method),
-        _search(data, figs, method), _pareto(data, figs), _candidates(data, method), _space(data, figs),
+        _search(data, figs, method), _pareto(data, figs, method), _candidates(data, method), _space(data, figs),
         _profile(data), _notes(data), _how_to_read(method),
     ]
     title = f"edgetune report: {text(data.get('model'))}"

@@ -190,7 +190,7 @@ def pareto_figure(points: list[dict]) -> Figure | None:
         ax.scatter([p[0] for p in chosen], [p[1] for p in chosen], marker="*", s=220, color="tab:red",
                    edgecolors="black", linewidths=0.6, label="chosen plan", zorder=4)
     ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("peak activation + workspace memory (MB)")
+    ax.set_ylabel("weights + largest kernel workspace, as the search models it (MB)")
     ax.set_title("Pareto front: predicted latency vs memory of non-dominated plans")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -254,6 +254,11 @@ def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfi
             "comparison": "End-to-end latencies are medians of alternating rounds (every variant once per round, order "
                           "rotated) in one process, batch 1, same thread count; memory is planned (weights + largest "
                           "workspace + activation arena from liveness) for edgetune plans, weights for ONNX Runtime.",
+            "memory": "edgetune plans: planned bytes = weights as the kernels hold them + the scratch buffers of "
+                      "all kernels + the activation arena peak from liveness analysis (bench/memory.py compares "
+                      "this with resident memory measured in a fresh process). ONNX Runtime: its weights. The "
+                      "Pareto front uses the search's memory model: weights + the largest kernel workspace, over "
+                      "fp32 and fp16-weight options.",
             "search": f"Strategies optimise predicted latency = sum of node times + conversion costs + ONNX Runtime "
                       f"fusion gains + dispatch; the exact optimum is a MILP/DP over the same tables. Budget "
                       f"{cfg.budget} plan evaluations, seed {cfg.seed}.",
