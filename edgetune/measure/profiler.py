@@ -185,7 +185,7 @@ class Profiler:
             kernel = None
             rec = self.db.get_verification(sig, prim.name)
             if rec is None:
-                kernel = self._verify(node, prim, tmax)
+                kernel, mem = self._verify(node, prim, tmax)
                 s.new_measurements += 1
                 rec = self.db.get_verification(sig, prim.name)
             else:
@@ -199,7 +199,7 @@ class Profiler:
             s.verified += 1
             ok.append(prim)
             if self.db.get_node(sig, prim.name, tmax) is None:
-                self._measure_node(node, prim, tmax, s, kernel)
+                self._measure_node(node, prim, tmax, s, kernel, mem)
             else:
                 s.cached += 1
             if advance:
@@ -219,9 +219,10 @@ class Profiler:
                 if advance:
                     advance(f"{node.name} {prim.name}@{t}")
 
-    def _measure_node(self, node: Node, prim: Primitive, threads: int, s: ProfileSummary, kernel: Any = None) -> None:
+    def _measure_node(self, node: Node, prim: Primitive, threads: int, s: ProfileSummary, kernel: Any = None,
+                      mem: KernelMemory | None = None) -> None:
         try:
-            timing, wb, ws, mem = self._time_node(node, prim, threads, kernel)
+            timing, wb, ws, mem = self._time_node(node, prim, threads, kernel, mem)
         except Exception as e:  # noqa: BLE001 - a kernel that verified but fails now is excluded, not fatal
             self.db.put_verification(self.sigs[node.name], prim.name, False, None, f"timing raised {e!r}"[:300])
             s.excluded[f"{node.name}/{prim.name}"] = f"timing raised {type(e).__name__}"
@@ -250,21 +251,26 @@ class Profiler:
         set_threads(threads)
         return time_callable(lambda: kernel(*xs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
 
-    def _verify(self, node: Node, prim: Primitive, threads: int) -> Any:
-        """Verify and record; returns the prepared kernel for reuse by the timing (None on failure)."""
+    def _verify(self, node: Node, prim: Primitive, threads: int) -> tuple[Any, KernelMemory | None]:
+        """Verify and record. The kernel is prepared once, with its memory measured around the prepare
+        and first calls, and returned (with that memory) for reuse by the timing; (None, None) on failure."""
         from edgetune.kernels.verify import verify
 
         set_threads(threads)
         try:
-            kernel = prim.prepare(node, PrepareContext(self.graph, threads, self.samples))
+            if kernel_memory.available():
+                kernel_memory.warm_up_libraries(threads)
+            kernel, mem = kernel_memory.measure_kernel_memory(
+                lambda: prim.prepare(node, PrepareContext(self.graph, threads, self.samples)),
+                self._inputs(node, prim))
         except Exception as e:  # noqa: BLE001 - a library that cannot prepare this node is excluded for it
             self.db.put_verification(self.sigs[node.name], prim.name, False, None,
                                      f"prepare raised {type(e).__name__}: {e}"[:300])
-            return None
+            return None, None
         res = verify(prim, node, self.graph, samples=self.samples, threads=threads, kernel=kernel)
         rel = res.rel_error if np.isfinite(res.rel_error) else None
         self.db.put_verification(self.sigs[node.name], prim.name, res.ok, rel, res.reason or "")
-        return kernel if res.ok else None
+        return (kernel, mem) if res.ok else (None, None)
 
     def _inputs(self, node: Node, prim: Primitive) -> list[Any]:
         g = self.graph
@@ -276,22 +282,17 @@ class Profiler:
             out.append(x)
         return out
 
-    def _time_node(self, node: Node, prim: Primitive, threads: int,
-                   kernel: Any = None) -> tuple[Timing, int, int, KernelMemory | None]:
+    def _time_node(self, node: Node, prim: Primitive, threads: int, kernel: Any = None,
+                   mem: KernelMemory | None = None) -> tuple[Timing, int, int, KernelMemory | None]:
         """Time one (node, primitive, threads); first measure the kernel's resident and transient memory
         around its prepare and first calls (edgetune.measure.kernel_memory), after the libraries'
-        one-off start-up is paid. Measuring needs a prepare of its own, so a kernel prepared by the
-        verification is only reused where memory cannot be measured (no /proc)."""
+        one-off start-up is paid. A kernel prepared (and measured) by the verification is reused."""
         set_threads(threads)
         inputs = self._inputs(node, prim)
-        mem = None
-        if kernel_memory.available():
+        if kernel is None or (mem is None and kernel_memory.available()):
             kernel_memory.warm_up_libraries(threads)
-            kernel = None
             kernel, mem = kernel_memory.measure_kernel_memory(
                 lambda: prim.prepare(node, PrepareContext(self.graph, threads, self.samples)), inputs)
-        elif kernel is None:
-            kernel = prim.prepare(node, PrepareContext(self.graph, threads, self.samples))
         timing = time_callable(lambda: kernel(*inputs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
         return timing, int(kernel.weight_bytes), int(kernel.workspace_bytes), mem
 

@@ -127,7 +127,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
                 from edgetune.runtime.executor import reference_samples
 
                 samples = reference_samples(graph)
-            c.executor = Executor(graph, plan, samples=samples, check_input=feeds)
+            c.executor = Executor(graph, plan, samples=samples, check_input=feeds, measure_memory=True)
         except EdgetuneError as e:
             c.note = f"refused: {e}"
     runnable = [c for c in cands if c.executor is not None]
@@ -136,7 +136,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
     from edgetune.commands.run import resolve_plan
 
     threads = max(cfg.threads)
-    blas = Executor(graph, resolve_plan("blas", graph, threads), check=False)
+    blas = Executor(graph, resolve_plan("blas", graph, threads), check=False, measure_memory=True)
     variants: dict[str, Any] = {c.name: c.executor for c in runnable}
     variants["BLAS fp32 baseline"] = blas
     console.print(f"measuring {len(runnable)} candidate plans end to end, side by side with the BLAS baseline and "
