@@ -1,0 +1,68 @@
+"""The main job end to end on a small model: profile -> search -> measured plan -> plan.json + report."""
+
+import json
+
+import pytest
+
+from edgetune.cli import main
+from edgetune.runtime.plan import Plan
+
+
+def run_json(capsys, *args):
+    rc = main([*args, "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    return json.loads(out.out)
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("db") / "profile.sqlite")
+
+
+def test_profile_then_cached(capsys, db_path):
+    first = run_json(capsys, "profile", "mnist_cnn", "--db", db_path, "--threads", "1", "--time-cap", "0.05")
+    assert first["new_measurements"] > 20 and first["db"] == db_path
+    # the full-range u8s8 path saturates on the raw (signed) input and must be caught by verification
+    assert any("conv.qlinear_u8s8.ort" in k for k in first["excluded"])
+    again = run_json(capsys, "profile", "mnist_cnn", "--db", db_path, "--threads", "1")
+    assert again["new_measurements"] == 0 and again["cached"] >= first["new_measurements"]
+
+
+def test_tune_writes_plan_and_report(capsys, db_path, tmp_path):
+    out = tmp_path / "run"
+    res = run_json(capsys, "tune", "mnist_cnn", "--db", db_path, "--threads", "1", "--budget", "200",
+                   "--out", str(out), "--compare-time", "1", "--quick")
+    assert res["plan"] == str(out / "plan.json") and (out / "report.html").is_file()
+    lat = res["latency_ms"]
+    assert lat["plan"] > 0 and lat["blas"] > 0 and lat["onnxruntime"] > 0
+    s = res["search"]
+    assert s["strategy"] == "qlearning" and s["evaluations"] == 200
+    assert s["optimum_ms"] <= s["predicted_ms"] + 1e-9  # nothing beats the exact optimum on its own model
+    plan = Plan.load(res["plan"])
+    assert plan.model == "mnist_cnn" and len(plan.choices) == 6
+    html = (out / "report.html").read_text()
+    assert "mnist_cnn" in html and html.count("data:image/png;base64,") >= 4
+    ran = run_json(capsys, "run", "mnist_cnn", "--plan", res["plan"], "--time-cap", "0.2")
+    assert ran["max_rel_error_vs_reference"] < 1e-3
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), [
+    ("--strategy", "nope", "unknown strategy 'nope'"),
+    ("--objective", "speed", "unknown objective 'speed'"),
+    ("--budget", "0", "--budget must be at least 1"),
+    ("--precisions", "fp8", "--precisions: unknown fp8"),
+])
+def test_tune_rejects_bad_flags(capsys, flag, value, needle):
+    rc = main(["tune", "mnist_cnn", flag, value])
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_side_by_side(capsys):
+    res = run_json(capsys, "bench", "mnist_cnn", "--time-cap", "1", "--threads", "1")
+    names = [r["variant"] for r in res["rows"]]
+    assert names[0].startswith("edgetune blas")
+    assert {"onnxruntime fp32", "onnxruntime int8", "torch eager NCHW", "torch eager channels_last"} <= set(names)
+    assert all(r["median_ms"] > 0 and r["runs"] >= 5 for r in res["rows"])
+    assert res["rows"][0]["speedup_vs_blas"] == pytest.approx(1.0)
