@@ -9,64 +9,9 @@ from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.kernels import converters, numba_conv, numpy_conv, numpy_ops  # noqa: F401 - registers
 from edgetune.kernels.base import FP32, FP32_BLOCKED, FP32_NHWC, Format, PrepareContext
 from edgetune.kernels.registry import converter, get
+from tests.conv_cases import conv_case, ref_conv
 
 # ---- float64 references and tiny graphs --------------------------------------------------------
-
-
-def ref_conv(x, w, b, strides, pads, dil, group):
-    """Direct float64 convolution, one output pixel row at a time (deliberately naive)."""
-    t, l, bo, r = pads
-    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (t, bo), (l, r)))
-    n, _, h, wd = x.shape
-    co, cg, kh, kw = w.shape
-    oh = (h - dil[0] * (kh - 1) - 1) // strides[0] + 1
-    ow = (wd - dil[1] * (kw - 1) - 1) // strides[1] + 1
-    out = np.zeros((n, co, oh, ow))
-    og = co // group
-    for o in range(co):
-        gi = o // og
-        xg = x[:, gi * cg : (gi + 1) * cg]
-        for i in range(oh):
-            for j in range(ow):
-                hs, ws = i * strides[0], j * strides[1]
-                patch = xg[
-                    :, :, hs : hs + dil[0] * (kh - 1) + 1 : dil[0], ws : ws + dil[1] * (kw - 1) + 1 : dil[1]
-                ]
-                out[:, o, i, j] = (patch * w[o].astype(np.float64)).sum(axis=(1, 2, 3))
-    if b is not None:
-        out += b.reshape(1, -1, 1, 1)
-    return out
-
-
-def ref_act(y, act):
-    if act is None:
-        return y
-    p = act.params
-    if act.op == "Relu":
-        return np.maximum(y, 0)
-    assert act.op == "Clip"
-    return np.clip(y, p.get("min", -np.inf), p.get("max", np.inf))
-
-
-def conv_case(n, c, h, w, co, k, stride=1, pads=None, group=1, dil=1, bias=True, act=None, seed=0):
-    """(graph, node, x, float64 reference output) for one Conv with random weights."""
-    rng = np.random.default_rng(seed)
-    pads = list(pads) if pads is not None else [k // 2 * dil] * 4
-    wt = (rng.standard_normal((co, c // group, k, k)) / np.sqrt(c // group * k * k)).astype(np.float32)
-    bt = (rng.standard_normal(co) * 0.3).astype(np.float32) if bias else None
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    attrs = {
-        "strides": [stride] * 2,
-        "dilations": [dil] * 2,
-        "pads": pads,
-        "group": group,
-        "kernel_shape": [k, k],
-    }
-    node = Node("conv", "Conv", ["x", "w", "b"] if bias else ["x", "w"], ["y"], attrs, act)
-    ref = ref_act(ref_conv(x, wt, bt, (stride,) * 2, pads, (dil,) * 2, group), act)
-    inits = {"w": wt} | ({"b": bt} if bias else {})
-    g = Graph("t", [node], ["x"], ["y"], {"x": Value("x", x.shape), "y": Value("y", ref.shape)}, inits)
-    return g, node, x, ref
 
 
 CASES = {

@@ -9,76 +9,7 @@ from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.kernels import ort_prims  # noqa: F401 - registers the primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
-
-
-def ref_conv(x, w, b, strides, pads, dil, group):
-    """Direct float64 convolution."""
-    t, l, bo, r = pads
-    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (t, bo), (l, r)))
-    n, _, h, wd = x.shape
-    co, cg, kh, kw = w.shape
-    oh = (h - dil[0] * (kh - 1) - 1) // strides[0] + 1
-    ow = (wd - dil[1] * (kw - 1) - 1) // strides[1] + 1
-    out = np.zeros((n, co, oh, ow))
-    og = co // group
-    for g in range(group):
-        xg, wg = x[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og].astype(np.float64)
-        for i in range(kh):
-            for j in range(kw):
-                hi, wj = i * dil[0], j * dil[1]
-                patch = xg[
-                    :,
-                    :,
-                    hi : hi + strides[0] * (oh - 1) + 1 : strides[0],
-                    wj : wj + strides[1] * (ow - 1) + 1 : strides[1],
-                ]
-                out[:, g * og : (g + 1) * og] += np.einsum("nchw,oc->nohw", patch, wg[:, :, i, j])
-    return out + (b.reshape(1, -1, 1, 1) if b is not None else 0)
-
-
-def ref_act(y, act):
-    if act is None:
-        return y
-    p = act.params
-    return {
-        "Relu": lambda: np.maximum(y, 0),
-        "Clip": lambda: np.clip(y, p.get("min", -np.inf), p.get("max", np.inf)),
-        "LeakyRelu": lambda: np.where(y >= 0, y, y * p.get("alpha", 0.01)),
-        "Sigmoid": lambda: 1 / (1 + np.exp(-y)),
-        "HardSigmoid": lambda: np.clip(y * p.get("alpha", 0.2) + p.get("beta", 0.5), 0, 1),
-        "HardSwish": lambda: y * np.clip(y / 6 + 0.5, 0, 1),
-        "Tanh": lambda: np.tanh(y),
-        "Swish": lambda: y / (1 + np.exp(-y)),
-    }[act.op]()
-
-
-def conv_case(n, c, h, w, co, k, stride=1, pads=None, group=1, dil=1, bias=True, act=None, relu_input=False):
-    rng = np.random.default_rng(0)
-    pads = list(pads) if pads is not None else [k // 2 * dil] * 4
-    wt = (rng.standard_normal((co, c // group, k, k)) / np.sqrt(c // group * k * k)).astype(np.float32)
-    bt = rng.standard_normal(co).astype(np.float32) * 0.1 if bias else None
-    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
-    if relu_input:
-        x = np.abs(x)
-    node = Node(
-        "conv",
-        "Conv",
-        ["x", "w", "b"] if bias else ["x", "w"],
-        ["y"],
-        {
-            "strides": [stride] * 2,
-            "dilations": [dil] * 2,
-            "pads": pads,
-            "group": group,
-            "kernel_shape": [k, k],
-        },
-        act,
-    )
-    ref = ref_act(ref_conv(x, wt, bt, (stride,) * 2, pads, (dil,) * 2, group), act)
-    inits = {"w": wt} | ({"b": bt} if bias else {})
-    g = Graph("t", [node], ["x"], ["y"], {"x": Value("x", x.shape), "y": Value("y", ref.shape)}, inits)
-    return g, node, x, ref
-
+from tests.conv_cases import conv_case, ref_conv
 
 CASES = {
     "3x3": dict(n=1, c=16, h=12, w=12, co=16, k=3),

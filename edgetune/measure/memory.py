@@ -89,30 +89,16 @@ def measure_subprocess_peak(setup_code: str, run_code: str, timeout_s: float = 3
             "reset": bool(report["reset"])}
 
 
-def _status_bytes(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def inprocess_peak_growth(fn: object) -> int | None:
     """Peak RSS growth of calling `fn()` once in this process (Linux: VmHWM reset via clear_refs).
 
     Less clean than the subprocess measurement (the allocator may reuse memory this process freed
     earlier), but free; None where the peak cannot be reset."""
-    rss = _status_bytes("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
+    from edgetune.measure.kernel_memory import peak_rss_bytes, reset_peak, rss_bytes
+
+    rss = rss_bytes()
+    if rss is None or not reset_peak():
         return None
     fn()  # type: ignore[operator]
-    hwm = _status_bytes("VmHWM")
-    if rss is None or hwm is None:
-        return None
-    return max(0, hwm - rss)
+    hwm = peak_rss_bytes()
+    return None if hwm is None else max(0, hwm - rss)

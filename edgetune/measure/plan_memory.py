@@ -29,20 +29,13 @@ from typing import Any
 from edgetune.errors import EdgetuneError
 
 
-def _status(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
 def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> dict[str, Any]:
     import numpy as np  # noqa: F401 - part of the import baseline
 
     from edgetune.commands.run import resolve_plan
     from edgetune.kernels import registry
     from edgetune.kernels.threads import set_threads
+    from edgetune.measure.kernel_memory import peak_rss_bytes, reset_peak, rss_bytes
     from edgetune.modelsrc import load_model
     from edgetune.runtime.executor import Executor, default_feeds
 
@@ -52,7 +45,7 @@ def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> di
     warm.initializers.clear()
     del warm
     gc.collect()
-    rss0 = _status("VmRSS")
+    rss0 = rss_bytes()
     graph = load_model(model)
     plan = resolve_plan(plan_spec, graph, threads, allow_foreign=True)
     feeds = default_feeds(graph)
@@ -60,12 +53,11 @@ def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> di
     graph.initializers.clear()  # a deployed plan keeps only what its kernels hold
     ex.run(feeds)  # warm-up: libraries allocate their persistent buffers (OpenBLAS, ORT arenas) on first use
     gc.collect()
-    rss1 = _status("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+    rss1 = rss_bytes()
+    reset_peak()
     for _ in range(3):
         ex.run(feeds)
-    peak = _status("VmHWM")
+    peak = peak_rss_bytes()
     mem = ex.memory().to_dict()
     return {"rss_imports": rss0, "rss_compiled": rss1, "peak_run": peak, "planned": mem}
 

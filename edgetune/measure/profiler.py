@@ -25,6 +25,7 @@ from edgetune.kernels.threads import set_threads
 from edgetune.measure import kernel_memory
 from edgetune.measure.db import ProfileDB, node_signature
 from edgetune.measure.kernel_memory import KernelMemory
+from edgetune.measure.switching import all_pairs, measure_switches, states, switch_key
 from edgetune.measure.timing import Timing, time_callable
 
 DISPATCH_KEY = "executor.dispatch"
@@ -34,6 +35,15 @@ DEFAULT_TIME_CAP_S = 0.2
 # A primitive slower than this multiple of a node's best at the largest thread count is not timed at
 # other thread counts: fewer threads never make a kernel 3x faster here (probe: at most 1.6x).
 PRUNE_FACTOR = 3.0
+# A kernel whose single warm call takes over this multiple of the node's best so far is recorded from that
+# call alone (see Profiler._probe).
+HOPELESS_FACTOR = 6.0
+# Measured first so that the node's best is known before the slow, rarely competitive kernels run.
+_SLOW_FIRST_LAST = ("ref.", "numba", ".fft.", "winograd", "nnpack", "int8_qnnpack")
+
+
+def _likely_slow(prim: Primitive) -> int:
+    return int(any(k in prim.name for k in _SLOW_FIRST_LAST))
 
 
 @dataclass
@@ -66,6 +76,8 @@ def candidate_primitives(node: Node, graph: Graph) -> list[Primitive]:
 
 class Profiler:
     """Fills a ProfileDB for one graph; `plan()` says what is missing, `run()` measures it."""
+
+    _best_ms: float = float("inf")
 
     def __init__(self, graph: Graph, db: ProfileDB, threads: Sequence[int], *,
                  samples: dict[str, np.ndarray] | None = None, time_cap_s: float = DEFAULT_TIME_CAP_S) -> None:
@@ -152,7 +164,10 @@ class Profiler:
                     s.cached += 1
         dispatch_missing = self.db.get_converter(DISPATCH_KEY, (), 1) is None
         s.cached += int(not dispatch_missing)
-        total = len(conv_tasks) + len(pair_tasks) + int(dispatch_missing)
+        libs = {p.library for n in nodes for p in self.verified(n)}
+        switch_tasks = [ab for ab in all_pairs(states(sorted(libs), self.threads))
+                        if self.db.get_converter(switch_key(*ab), (), 0) is None]
+        total = len(conv_tasks) + len(pair_tasks) + int(dispatch_missing) + len(switch_tasks)
         advance = progress("measuring converters and ONNX Runtime fusion", total) if progress and total else None
         for conv, shape in conv_tasks:
             timing = self._time_converter(conv, shape)
@@ -168,6 +183,13 @@ class Profiler:
             s.disturbed += int(timing.disturbed)
             if advance:
                 advance(f"{a.name}+{b.name} (one ORT session)@{t}")
+        for ab in switch_tasks:
+            for key, timing in measure_switches([ab], self.time_cap_s * 2).items():
+                self.db.put_converter(key, (), 0, timing)
+                s.new_measurements += 1
+                s.disturbed += int(timing.disturbed)
+            if advance:
+                advance(f"thread-pool switch {ab[0]} <-> {ab[1]}")
         if dispatch_missing:
             self.db.put_converter(DISPATCH_KEY, (), 1, measure_dispatch())
             s.new_measurements += 1
@@ -181,7 +203,8 @@ class Profiler:
         thread counts only where it is within PRUNE_FACTOR of the node's best (the rest cannot win)."""
         sig, tmax = self.sigs[node.name], max(self.threads)
         ok: list[Primitive] = []
-        for prim in candidate_primitives(node, self.graph):
+        self._best_ms = float("inf")  # the node's best time so far at tmax: lets hopeless kernels stop early
+        for prim in sorted(candidate_primitives(node, self.graph), key=_likely_slow):
             kernel = None
             rec = self.db.get_verification(sig, prim.name)
             if rec is None:
@@ -293,8 +316,23 @@ class Profiler:
             kernel_memory.warm_up_libraries(threads)
             kernel, mem = kernel_memory.measure_kernel_memory(
                 lambda: prim.prepare(node, PrepareContext(self.graph, threads, self.samples)), inputs)
-        timing = time_callable(lambda: kernel(*inputs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
+        timing = self._probe(kernel, inputs, threads) or time_callable(
+            lambda: kernel(*inputs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
+        if threads == max(self.threads):
+            self._best_ms = min(self._best_ms, timing.median_ms)
         return timing, int(kernel.weight_bytes), int(kernel.workspace_bytes), mem
+
+    def _probe(self, kernel: Any, inputs: list[Any], threads: int) -> Timing | None:
+        """One timed call; a kernel over HOPELESS_FACTOR x the node's best so far is recorded from it alone
+        (runs=1) instead of a full timing: it cannot be chosen, and slow kernels dominate profiling time."""
+        if threads != max(self.threads) or not np.isfinite(self._best_ms):
+            return None
+        t0 = time.perf_counter()
+        kernel(*inputs)
+        ms = (time.perf_counter() - t0) * 1e3
+        if ms <= HOPELESS_FACTOR * self._best_ms:
+            return None
+        return Timing(ms, ms, ms, ms, 0.0, 1, None, False, float("inf"))
 
     def _time_converter(self, conv: Any, shape: tuple[int, ...]) -> Timing:
         set_threads(1)

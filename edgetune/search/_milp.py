@@ -18,7 +18,11 @@ Pareto-optimal trade-off) plan survives, so the pruned problem has the same opti
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,13 +234,14 @@ class MilpModel:
             cons.append(LinearConstraint(self.c_lat[None, :], -np.inf, lat_rhs))
         c = self.c_lat if minimise == "latency" else self.c_mem
         t0 = time.perf_counter()
-        res = milp(
-            c,
-            integrality=self.integrality,
-            bounds=self.bounds,
-            constraints=cons,
-            options={"time_limit": time_limit, "mip_rel_gap": 0.0, "presolve": True},
-        )
+        with _quiet_stdout():
+            res = milp(
+                c,
+                integrality=self.integrality,
+                bounds=self.bounds,
+                constraints=cons,
+                options={"time_limit": time_limit, "mip_rel_gap": 0.0, "presolve": True, "disp": False},
+            )
         secs = time.perf_counter() - t0
         choice = None
         if res.x is not None:
@@ -254,3 +259,18 @@ class MilpModel:
             dual_bound=None if bound is None else float(bound) * scale,
             seconds=secs,
         )
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """HiGHS prints some diagnostics from C straight to file descriptor 1, which would corrupt
+    `edgetune ... --json` output: point fd 1 at /dev/null while it solves."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

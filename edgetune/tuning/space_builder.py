@@ -24,6 +24,7 @@ from edgetune.kernels.base import FP32, Format
 from edgetune.kernels.ort_segments import FUSABLE, pair_key
 from edgetune.measure.db import ProfileDB, node_signature
 from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives, converter_route
+from edgetune.measure.switching import pool, switch_key
 from edgetune.search.space import DesignSpace, Option
 
 INFEASIBLE_MS = 1e6  # an edge whose formats cannot be converted: never chosen by a sane search
@@ -120,8 +121,10 @@ def build_space(graph: Graph, db: ProfileDB, threads: Iterable[int], precisions:
     for i, (a_node, b_node) in enumerate(zip(graph.nodes, graph.nodes[1:], strict=False)):
         key = pair_key(graph, a_node, b_node, sigs[a_node.name], sigs[b_node.name])
         gain = _pair_gains(db, key, options[i], options[i + 1])
-        if gain is not None:
-            edges[(i, i + 1)] = edges.get((i, i + 1), np.zeros_like(gain)) + gain
+        switch = _switch_costs(db, options[i], options[i + 1])
+        for m in (gain, switch):
+            if m is not None:
+                edges[(i, i + 1)] = edges.get((i, i + 1), np.zeros_like(m)) + m
     disp = db.get_converter(DISPATCH_KEY, (), 1)
     pairs = sorted(edges)
     space = DesignSpace(
@@ -145,6 +148,24 @@ def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Opti
                     m[a, b] = rec.median_ms - oa.time_ms - ob.time_ms
                     found = True
     return m if found else None
+
+
+def _switch_costs(db: ProfileDB, opts_a: list[Option], opts_b: list[Option]) -> np.ndarray | None:
+    """Measured thread-pool switch cost between consecutive steps whose (pool, threads) differ."""
+    m = np.zeros((len(opts_a), len(opts_b)))
+    cache: dict[str, float] = {}
+    for a, oa in enumerate(opts_a):
+        sa = (pool(oa.meta.get("library", "")), int(oa.meta.get("threads", 1)))
+        for b, ob in enumerate(opts_b):
+            sb = (pool(ob.meta.get("library", "")), int(ob.meta.get("threads", 1)))
+            if sa == sb:
+                continue
+            key = switch_key(sa, sb)
+            if key not in cache:
+                rec = db.get_converter(key, (), 0)
+                cache[key] = rec.median_ms if rec else 0.0
+            m[a, b] = cache[key]
+    return m if m.any() else None
 
 
 def _parse(key: str) -> tuple[str, str]:
