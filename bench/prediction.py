@@ -3,8 +3,11 @@
 Usage: .venv/bin/python bench/prediction.py [--db PATH] [--threads 1,2] [MODEL ...]
 (default models: mobilenet_v2 resnet18). Profiles what the database lacks, then for the BLAS plan, the
 per-layer-fastest plan (greedy), the exact optimum and five random plans compares the predicted latency
-(sum of node, conversion and fusion costs + dispatch) with the latency measured end to end, all plans
-of one model alternated in one run. Prints a table and writes bench/out/prediction.json.
+(sum of node, conversion, fusion and thread-pool switch costs + dispatch) with the latency measured end
+to end. Each plan is timed on its own (warm-up, then repeated runs), not alternated with the others:
+the model predicts a plan running alone, and alternating fast plans with slow random ones (which
+allocate large float64 temporaries) was seen to slow the fast ones by up to 2x through cache and
+page-fault pollution. Prints a table and writes bench/out/prediction.json.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from rich.console import Console
 
 import edgetune  # noqa: F401
 from edgetune.commands.profile import run_profile, thread_counts
-from edgetune.measure.timing import time_alternating
+from edgetune.measure.timing import time_callable
 from edgetune.modelsrc import open_model
 from edgetune.runtime.executor import Executor, default_feeds
 from edgetune.search import get_strategy
@@ -67,8 +70,9 @@ def main(argv: list[str]) -> None:
             ex = Executor(graph, to_plan(graph, space, choice, {}), check_input=feeds)
             fns[name] = (lambda e=ex, f=feeds: e.run(f))
             predicted[name] = space.plan_cost(choice)
-        console.print(f"{model}: timing {len(fns)} plans side by side...")
-        timings = time_alternating(fns, time_cap_s=args.time_cap, max_runs=300, target_rel_ci=0.02)
+        console.print(f"{model}: timing {len(fns)} plans, each on its own...")
+        timings = {name: time_callable(fn, time_cap_s=args.time_cap / len(fns), max_runs=300, target_rel_ci=0.02)
+                   for name, fn in fns.items()}
         for name, t in timings.items():
             rows.append({"model": model, "plan": name, "predicted_ms": predicted[name], "measured_ms": t.median_ms,
                          "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "disturbed": t.disturbed,

@@ -46,7 +46,8 @@ def test_run_builtin_plans(capsys, plan):
     lat = res["latency_ms"]
     assert 0 < lat["p10"] <= lat["median"] <= lat["p90"] and lat["runs"] >= 5
     mem = res["memory_bytes"]
-    assert mem["total_bytes"] == mem["weight_bytes"] + mem["workspace_bytes"] + mem["peak_activation_bytes"]
+    assert mem["total_bytes"] == mem["resident_bytes"] + mem["peak_activation_bytes"] + mem["peak_transient_bytes"]
+    assert mem["measured"] and mem["resident_bytes"] >= mem["weight_bytes"] > 0
     assert res["outputs"] == {"logits": [1, 10]}
 
 

@@ -1,6 +1,7 @@
 """The main job end to end on a small model: profile -> search -> measured plan -> plan.json + report."""
 
 import json
+import sqlite3
 
 import pytest
 
@@ -27,6 +28,11 @@ def test_profile_then_cached(capsys, db_path):
     assert any("conv.qlinear_u8s8.ort" in k for k in first["excluded"])
     again = run_json(capsys, "profile", "mnist_cnn", "--db", db_path, "--threads", "1")
     assert again["new_measurements"] == 0 and again["cached"] >= first["new_measurements"]
+    # an interrupted profile resumes: a lost timing (verification kept) is measured again, and only it
+    with sqlite3.connect(db_path) as con:
+        con.execute("DELETE FROM nodes WHERE rowid = (SELECT MIN(rowid) FROM nodes)")
+    resumed = run_json(capsys, "profile", "mnist_cnn", "--db", db_path, "--threads", "1")
+    assert resumed["new_measurements"] == 1
 
 
 def test_tune_writes_plan_and_report(capsys, db_path, tmp_path):

@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_kernels_numpy import CASES, conv_case, ref_act, ref_conv
 
 from edgetune.kernels import verify as verify_mod
 from edgetune.kernels.base import FP32_BLOCKED, Format, FunctionKernel, Kernel, PrepareContext
 from edgetune.kernels.numpy_conv import Im2colConv
 from edgetune.kernels.verify import VerifyResult, verify, verify_node
+from tests.conv_cases import conv_case, ref_act, ref_conv
+from tests.test_kernels_numpy import CASES
 
 
 def _float64_reference(node, inputs):

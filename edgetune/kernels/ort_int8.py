@@ -73,7 +73,10 @@ class OrtInt8Conv(Primitive):
         wsc = cal.weight_scales(w)
         wq = cal.quantize_weights(w, wsc)
         b = g.initializers.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
-        bq = np.rint((b if b is not None else np.zeros(co)) / (xs * wsc)).astype(np.int32)
+        # int32 bias in units of xs * wsc; channels with near-zero weights can overflow it (such a layer then
+        # fails verification instead of warning about a NaN cast)
+        i32 = np.iinfo(np.int32)
+        bq = np.clip(np.rint((b if b is not None else np.zeros(co)) / (xs * wsc)), i32.min, i32.max).astype(np.int32)
         x, y = node.inputs[0], node.outputs[0]
         conv_attrs = {k: v for k, v in node.attrs.items() if k != "auto_pad"}
         inits = [

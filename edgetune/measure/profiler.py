@@ -165,8 +165,9 @@ class Profiler:
         dispatch_missing = self.db.get_converter(DISPATCH_KEY, (), 1) is None
         s.cached += int(not dispatch_missing)
         libs = {p.library for n in nodes for p in self.verified(n)}
-        switch_tasks = [ab for ab in all_pairs(states(sorted(libs), self.threads))
-                        if self.db.get_converter(switch_key(*ab), (), 0) is None]
+        switch_pairs = all_pairs(states(sorted(libs), self.threads))
+        switch_tasks = [ab for ab in switch_pairs if self.db.get_converter(switch_key(*ab), (), 0) is None]
+        s.cached += len(switch_pairs) - len(switch_tasks)
         total = len(conv_tasks) + len(pair_tasks) + int(dispatch_missing) + len(switch_tasks)
         advance = progress("measuring converters and ONNX Runtime fusion", total) if progress and total else None
         for conv, shape in conv_tasks:
@@ -205,7 +206,7 @@ class Profiler:
         ok: list[Primitive] = []
         self._best_ms = float("inf")  # the node's best time so far at tmax: lets hopeless kernels stop early
         for prim in sorted(candidate_primitives(node, self.graph), key=_likely_slow):
-            kernel = None
+            kernel, mem = None, None
             rec = self.db.get_verification(sig, prim.name)
             if rec is None:
                 kernel, mem = self._verify(node, prim, tmax)
@@ -323,16 +324,21 @@ class Profiler:
         return timing, int(kernel.weight_bytes), int(kernel.workspace_bytes), mem
 
     def _probe(self, kernel: Any, inputs: list[Any], threads: int) -> Timing | None:
-        """One timed call; a kernel over HOPELESS_FACTOR x the node's best so far is recorded from it alone
-        (runs=1) instead of a full timing: it cannot be chosen, and slow kernels dominate profiling time."""
+        """Three timed calls; a kernel whose fastest is over HOPELESS_FACTOR x the node's best so far is
+        recorded from them (runs=3) instead of a full timing: it cannot be chosen, and slow kernels dominate
+        profiling time. The minimum of three keeps one hiccup from condemning a good kernel."""
         if threads != max(self.threads) or not np.isfinite(self._best_ms):
             return None
-        t0 = time.perf_counter()
-        kernel(*inputs)
-        ms = (time.perf_counter() - t0) * 1e3
+        samples = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            kernel(*inputs)
+            samples.append((time.perf_counter() - t0) * 1e3)
+        ms = min(samples)
         if ms <= HOPELESS_FACTOR * self._best_ms:
             return None
-        return Timing(ms, ms, ms, ms, 0.0, 1, None, False, float("inf"))
+        med = float(np.median(samples))
+        return Timing(med, ms, max(samples), ms, (max(samples) - ms) / med, 3, None, False, float("inf"))
 
     def _time_converter(self, conv: Any, shape: tuple[int, ...]) -> Timing:
         set_threads(1)

@@ -145,7 +145,9 @@ def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Opti
             if oa.meta.get("primitive") in FUSABLE and ob.meta.get("primitive") in FUSABLE and ta == tb:
                 rec = db.get_converter(key, (), ta)
                 if rec is not None:
-                    m[a, b] = rec.median_ms - oa.time_ms - ob.time_ms
+                    # one session can save at most the cheaper node's time: it still runs both; the bound
+                    # keeps a noisy single-node measurement from turning into a huge "gain"
+                    m[a, b] = max(rec.median_ms - oa.time_ms - ob.time_ms, -min(oa.time_ms, ob.time_ms))
                     found = True
     return m if found else None
 
