@@ -76,3 +76,23 @@ def conv_case(n, c, h, w, co, k, stride=1, pads=None, group=1, dil=1, bias=True,
     inits = {"w": wt} | ({"b": bt} if bias else {})
     g = Graph("t", [node], ["x"], ["y"], {"x": Value("x", x.shape), "y": Value("y", ref.shape)}, inits)
     return g, node, x, ref
+
+
+def rel_err(y, ref):
+    """max |y - ref| / max |ref|: the error measure every kernel test bounds."""
+    return float(np.abs(y - ref).max() / np.abs(ref).max())
+
+
+# Layer geometries every library's fp32 convolutions are checked on.
+LAYER_CASES = {
+    "3x3": dict(n=1, c=16, h=12, w=12, co=16, k=3),
+    "1x1": dict(n=1, c=32, h=8, w=8, co=24, k=1),
+    "depthwise": dict(n=1, c=24, h=10, w=10, co=24, k=3, group=24),
+    "stride2": dict(n=1, c=8, h=13, w=13, co=16, k=3, stride=2),
+    "7x7s2": dict(n=1, c=3, h=23, w=23, co=8, k=7, stride=2),
+    "asym": dict(n=1, c=8, h=12, w=12, co=8, k=3, stride=2, pads=[0, 0, 1, 1]),
+    "odd": dict(n=1, c=5, h=7, w=9, co=3, k=3, bias=False),
+    "groups2": dict(n=1, c=8, h=9, w=9, co=12, k=3, group=2),
+    "batch2": dict(n=2, c=8, h=10, w=10, co=8, k=3),
+    "dilated": dict(n=1, c=8, h=12, w=12, co=8, k=3, dil=2),
+}

@@ -9,24 +9,8 @@ from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.kernels import ort_prims  # noqa: F401 - registers the primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
-from tests.conv_cases import conv_case, ref_conv
-
-CASES = {
-    "3x3": dict(n=1, c=16, h=12, w=12, co=16, k=3),
-    "1x1": dict(n=1, c=32, h=8, w=8, co=24, k=1),
-    "depthwise": dict(n=1, c=24, h=10, w=10, co=24, k=3, group=24),
-    "stride2": dict(n=1, c=8, h=13, w=13, co=16, k=3, stride=2),
-    "7x7s2": dict(n=1, c=3, h=23, w=23, co=8, k=7, stride=2),
-    "asym": dict(n=1, c=8, h=12, w=12, co=8, k=3, stride=2, pads=[0, 0, 1, 1]),
-    "odd": dict(n=1, c=5, h=7, w=9, co=3, k=3, bias=False),
-    "groups2": dict(n=1, c=8, h=9, w=9, co=12, k=3, group=2),
-    "batch2": dict(n=2, c=8, h=10, w=10, co=8, k=3),
-    "dilated": dict(n=1, c=8, h=12, w=12, co=8, k=3, dil=2),
-}
-
-
-def rel_err(y, ref):
-    return float(np.abs(y - ref).max() / np.abs(ref).max())
+from tests.conv_cases import LAYER_CASES as CASES
+from tests.conv_cases import conv_case, ref_conv, rel_err
 
 
 def run(name, g, node, *xs, threads=1, samples=None):

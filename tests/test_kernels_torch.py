@@ -12,23 +12,10 @@ from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.kernels import torch_conv, torch_int8  # noqa: F401 - registers the primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
-from tests.conv_cases import conv_case, ref_act, ref_conv
+from tests.conv_cases import LAYER_CASES as CASES
+from tests.conv_cases import conv_case, ref_act, ref_conv, rel_err
 
 # ---- float64 reference and tiny graphs --------------------------------------------------------
-
-
-CASES = {
-    "3x3": dict(n=1, c=16, h=12, w=12, co=16, k=3),
-    "1x1": dict(n=1, c=32, h=8, w=8, co=24, k=1),
-    "depthwise": dict(n=1, c=24, h=10, w=10, co=24, k=3, group=24),
-    "stride2": dict(n=1, c=8, h=13, w=13, co=16, k=3, stride=2),
-    "7x7s2": dict(n=1, c=3, h=23, w=23, co=8, k=7, stride=2),
-    "asym": dict(n=1, c=8, h=12, w=12, co=8, k=3, stride=2, pads=[0, 0, 1, 1]),
-    "odd": dict(n=1, c=5, h=7, w=9, co=3, k=3, bias=False),
-    "groups2": dict(n=1, c=8, h=9, w=9, co=12, k=3, group=2),
-    "batch2": dict(n=2, c=8, h=10, w=10, co=8, k=3),
-    "dilated": dict(n=1, c=8, h=12, w=12, co=8, k=3, dil=2),
-}
 
 
 def to_format(x, layout):
@@ -54,10 +41,6 @@ def run_prim(name, g, node, x, threads=1, samples=None):
     out = kernel(to_format(x, fmt_in))
     assert len(out) == 1
     return from_format(out[0], prim.output_format(node, g).layout), kernel
-
-
-def rel_err(y, ref):
-    return float(np.abs(y - ref).max() / np.abs(ref).max())
 
 
 # ---- fp32 ----------------------------------------------------------------------------------------
