@@ -55,6 +55,7 @@ class Format:
 FP32 = Format("NCHW", "float32")
 FP32_NHWC = Format("NHWC", "float32")
 FP32_BLOCKED = Format("BLOCKED", "float32")
+FP32_BY_LAYOUT = {"NCHW": FP32, "NHWC": FP32_NHWC, "BLOCKED": FP32_BLOCKED}
 
 
 @dataclass
@@ -104,6 +105,7 @@ class Primitive(ABC):
     op_types: frozenset[str] = frozenset()
     precision: str = "fp32"
     tolerance: float = 1e-4
+    layout: str = "NCHW"  # fp32 layout of every dynamic input and of the output, unless overridden
 
     def available(self) -> str | None:
         """None when the library can be used on this machine, else why not."""
@@ -115,10 +117,10 @@ class Primitive(ABC):
 
     def input_formats(self, node: Node, graph: Graph) -> list[Format]:
         """The format of each dynamic input, in node order."""
-        return [FP32 for _ in graph.dynamic_inputs(node)]
+        return [FP32_BY_LAYOUT[self.layout] for _ in graph.dynamic_inputs(node)]
 
     def output_format(self, node: Node, graph: Graph) -> Format:
-        return FP32
+        return FP32_BY_LAYOUT[self.layout]
 
     @abstractmethod
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:

@@ -15,8 +15,6 @@ import numpy as np
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import (
-    FP32_NHWC,
-    Format,
     FunctionKernel,
     Kernel,
     PrepareContext,
@@ -157,12 +155,7 @@ class Im2colNhwcConv(NumpyConv):
     with no transpose for group 1. Grouped: one batched matmul over groups on a strided view."""
 
     name = "conv.im2col_nhwc.numpy"
-
-    def input_formats(self, node: Node, graph: Graph) -> list[Format]:
-        return [FP32_NHWC]
-
-    def output_format(self, node: Node, graph: Graph) -> Format:
-        return FP32_NHWC
+    layout = "NHWC"
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         cp = conv_params(node, ctx.graph)

@@ -17,7 +17,6 @@ import numpy as np
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import (
     FP32,
-    FP32_NHWC,
     Format,
     FunctionKernel,
     Kernel,
@@ -27,25 +26,16 @@ from edgetune.kernels.base import (
 )
 from edgetune.kernels.registry import register
 
-_FMT = {"NCHW": FP32, "NHWC": FP32_NHWC}
-
 
 class _LayoutOp(Primitive):
     """Every dynamic input and the output in one layout; NHWC needs 4-D float32 tensors."""
 
     library = "numpy"
-    layout = "NCHW"
 
     def __init__(self, family: str, ops: set[str], layout: str) -> None:
         self.name = f"{family}.{layout.lower()}.numpy"
         self.op_types = frozenset(ops)
         self.layout = layout
-
-    def input_formats(self, node: Node, graph: Graph) -> list[Format]:
-        return [_FMT[self.layout] for _ in graph.dynamic_inputs(node)]
-
-    def output_format(self, node: Node, graph: Graph) -> Format:
-        return _FMT[self.layout]
 
     def supports(self, node: Node, graph: Graph) -> str | None:
         dyn = graph.dynamic_inputs(node)

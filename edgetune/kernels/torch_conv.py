@@ -19,10 +19,6 @@ import torch.nn.functional as F
 
 from edgetune.graph.ir import Activation, Graph, Node
 from edgetune.kernels.base import (
-    FP32,
-    FP32_BLOCKED,
-    FP32_NHWC,
-    Format,
     FunctionKernel,
     Kernel,
     PrepareContext,
@@ -160,12 +156,6 @@ class OneDNNConv(_TorchConv):
             else "torch.ops.mkldnn pointwise conv missing"
         )
 
-    def input_formats(self, node: Node, graph: Graph) -> list[Format]:
-        return [FP32_NHWC if self.layout == "NHWC" else FP32]
-
-    def output_format(self, node: Node, graph: Graph) -> Format:
-        return FP32_NHWC if self.layout == "NHWC" else FP32
-
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         cp = conv_geometry(node, ctx.graph)
         w, b = conv_tensors(node, ctx.graph)
@@ -197,6 +187,7 @@ class OneDNNBlockedConv(_TorchConv):
     """oneDNN conv on oneDNN-blocked (mkldnn) tensors: no reorders at all when neighbours stay blocked."""
 
     name = "conv.onednn_blocked.torch"
+    layout = "BLOCKED"
     _NATIVE_ACTS = {"Relu": torch.relu_, "Sigmoid": torch.sigmoid_, "Tanh": torch.tanh_}
 
     def available(self) -> str | None:
@@ -210,12 +201,6 @@ class OneDNNBlockedConv(_TorchConv):
         if t != b or l != r:
             return "asymmetric pads (blocked tensors cannot be padded cheaply)"
         return None
-
-    def input_formats(self, node: Node, graph: Graph) -> list[Format]:
-        return [FP32_BLOCKED]
-
-    def output_format(self, node: Node, graph: Graph) -> Format:
-        return FP32_BLOCKED
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         cp = conv_geometry(node, ctx.graph)
@@ -290,12 +275,6 @@ class NativeConv(_TorchConv):
         if self.layout == "NHWC" and int(node.attr("group", 1)) > 1:
             return "grouped/depthwise conv in NHWC is pathological in Slow2d (~50x slower)"
         return None
-
-    def input_formats(self, node: Node, graph: Graph) -> list[Format]:
-        return [FP32_NHWC if self.layout == "NHWC" else FP32]
-
-    def output_format(self, node: Node, graph: Graph) -> Format:
-        return FP32_NHWC if self.layout == "NHWC" else FP32
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         cp = conv_geometry(node, ctx.graph)
