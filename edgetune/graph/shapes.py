@@ -51,7 +51,8 @@ def broadcast(node: Node, *shapes: Shape) -> Shape:
         raise node_error(node, f"cannot broadcast shapes {' and '.join(str(s) for s in shapes)}") from None
 
 
-def _out_dim(size: int, k: int, s: int, d: int, pb: int, pe: int, ceil: bool) -> int:
+def window_out_dim(size: int, k: int, s: int, d: int, pb: int, pe: int, ceil: bool) -> int:
+    """Output length of a conv/pool window along one axis (ONNX rules, ceil_mode included)."""
     span = size + pb + pe - ((k - 1) * d + 1)
     if not ceil:
         return span // s + 1
@@ -97,7 +98,7 @@ def _window(node: Node, x: Shape, ks: Sequence[int], ceil: bool = False) -> Shap
         raise node_error(node, f"kernel_shape {ks}, strides {strides}, dilations {dils} must have 2 values")
     pads = _resolve_pads(node, x[2:], ks, strides, dils)
     node.attrs.update(kernel_shape=ks, strides=strides, dilations=dils, pads=pads)
-    out = tuple(_out_dim(x[2 + i], ks[i], strides[i], dils[i], pads[i], pads[i + 2], ceil) for i in range(2))
+    out = tuple(window_out_dim(x[2 + i], ks[i], strides[i], dils[i], pads[i], pads[i + 2], ceil) for i in range(2))
     if min(out) <= 0:
         raise node_error(node, f"window {ks} (pads {pads}, strides {strides}) does not fit input {x}")
     return out

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph.ir import Activation, Graph, Node
+from edgetune.graph.shapes import window_out_dim
 
 Arr = np.ndarray
 Inputs = list[np.ndarray | None]
@@ -202,10 +203,7 @@ def _pool_geometry(node: Node, x: Arr) -> tuple[list[int], list[int], list[int],
     for i in range(k):
         padded = x.shape[2 + i] + pads[i] + pads[k + i]
         reach = dil[i] * (kernel[i] - 1) + 1
-        span = padded - reach
-        o = (-(-span // strides[i]) if ceil else span // strides[i]) + 1
-        if ceil and (o - 1) * strides[i] >= x.shape[2 + i] + pads[i]:
-            o -= 1  # a window may not start in the end padding
+        o = window_out_dim(x.shape[2 + i], kernel[i], strides[i], dil[i], pads[i], pads[k + i], ceil)
         out.append(o)
         overhang.append(max(0, (o - 1) * strides[i] + reach - padded))
     return kernel, strides, dil, pads, overhang, out
