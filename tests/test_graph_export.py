@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from edgetune.errors import EdgetuneError
 from edgetune.graph import (
@@ -19,33 +18,13 @@ from edgetune.graph import (
     optimize,
     to_onnx,
 )
+from tests.graph_cases import mk, run, vi
 
 RNG = np.random.default_rng(2)
-F = TensorProto.FLOAT
-
-
-def vi(name: str, shape: list | None) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, F, shape)
 
 
 def w(*shape: int) -> np.ndarray:
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def mk(nodes: list, inputs: list, outputs: list, inits: dict, opset: int = 17) -> onnx.ModelProto:
-    g = helper.make_graph(nodes, "t", inputs, outputs,
-                          initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
-    op = helper.make_opsetid("", opset)
-    m = helper.make_model(g, opset_imports=[op])
-    m.ir_version = min(helper.find_min_ir_version_for([op]), onnx.IR_VERSION)
-    return m
-
-
-def run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
 
 
 def close(a: np.ndarray, b: np.ndarray) -> bool:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -16,34 +15,13 @@ from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph import load_graph, to_onnx
 from edgetune.graph.constant_ops import eval_constant_node
 from edgetune.graph.ir import Node
+from tests.graph_cases import mk, run, vi
 
 RNG = np.random.default_rng(0)
-F = TensorProto.FLOAT
-
-
-def vi(name: str, shape: list, dtype: int = F) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, dtype, shape)
-
-
-def mk(nodes: list, inputs: list, outputs: list, inits: dict | None = None,
-       opset: int = 17) -> onnx.ModelProto:
-    tensors = [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()]
-    g = helper.make_graph(nodes, "t", inputs, outputs, initializer=tensors)
-    op = helper.make_opsetid("", opset)
-    m = helper.make_model(g, opset_imports=[op])
-    m.ir_version = min(helper.find_min_ir_version_for([op]), onnx.IR_VERSION)
-    return m
 
 
 def w(*shape: int) -> np.ndarray:
     return RNG.standard_normal(shape).astype(np.float32)
-
-
-def run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
 
 
 def assert_shapes_like_onnx(model: onnx.ModelProto, graph, min_checked: int) -> None:
