@@ -85,24 +85,30 @@ def _summarize(samples_ns: list[int], load: LoadReport | None, disturbed: bool, 
     )
 
 
-def _check_args(warmup: int, min_runs: int, max_runs: int, time_cap_s: float, retries: int) -> None:
-    if warmup < 0 or retries < 0:
-        raise EdgetuneError(f"timing: warmup ({warmup}) and retries ({retries}) must be >= 0")
-    if min_runs < 1 or max_runs < min_runs:
-        raise EdgetuneError(f"timing: need 1 <= min_runs ({min_runs}) <= max_runs ({max_runs})")
-    if time_cap_s <= 0:
-        raise EdgetuneError(f"timing: time_cap_s must be > 0, got {time_cap_s}")
+@dataclass(frozen=True)
+class _Settings:
+    """The knobs shared by time_callable and time_alternating (documented there)."""
+
+    warmup: int
+    min_runs: int
+    max_runs: int
+    target_rel_ci: float
+    time_cap_s: float
+    max_foreign_cores: float
+    retries: int
+    min_window_s: float
+    quiet_wait_s: float
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.retries < 0:
+            raise EdgetuneError(f"timing: warmup ({self.warmup}) and retries ({self.retries}) must be >= 0")
+        if self.min_runs < 1 or self.max_runs < self.min_runs:
+            raise EdgetuneError(f"timing: need 1 <= min_runs ({self.min_runs}) <= max_runs ({self.max_runs})")
+        if self.time_cap_s <= 0:
+            raise EdgetuneError(f"timing: time_cap_s must be > 0, got {self.time_cap_s}")
 
 
-def _run_rounds(
-    fns: list[Callable[[], Any]],
-    warmup: int,
-    min_runs: int,
-    max_runs: int,
-    target_rel_ci: float,
-    time_cap_s: float,
-    min_window_s: float,
-) -> tuple[list[list[int]], LoadReport]:
+def _run_rounds(fns: list[Callable[[], Any]], cfg: _Settings) -> tuple[list[list[int]], LoadReport]:
     """One attempt: warm-up and timed rounds of every callable (rotating the order each round), all
     inside one load-monitor window of at least `min_window_s` (padded by sleeping, which keeps the
     clock-tick granularity of /proc/stat from dominating the reading)."""
@@ -113,61 +119,48 @@ def _run_rounds(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for r in range(warmup):
+        for r in range(cfg.warmup):
             for i in range(k):
                 fns[(i + r) % k]()
         t_start = time.perf_counter()
         clock = time.perf_counter_ns
-        for r in range(max_runs):
+        for r in range(cfg.max_runs):
             for i in range(k):
                 j = (i + r) % k
                 fn = fns[j]
                 t0 = clock()
                 fn()
                 samples[j].append(clock() - t0)
-            if r + 1 < min_runs:
+            if r + 1 < cfg.min_runs:
                 continue
-            if time.perf_counter() - t_start >= time_cap_s:
+            if time.perf_counter() - t_start >= cfg.time_cap_s:
                 break
             for j in range(k):
                 if not converged[j]:
-                    converged[j] = median_ci_rel(samples[j]) <= target_rel_ci
+                    converged[j] = median_ci_rel(samples[j]) <= cfg.target_rel_ci
             if all(converged):
                 break
     finally:
         if gc_was_enabled:
             gc.enable()
-    pad = min_window_s - monitor.elapsed_s()
+    pad = cfg.min_window_s - monitor.elapsed_s()
     if pad > 0:
         time.sleep(pad)
     return samples, monitor.stop()
 
 
-def _measure(
-    fns: list[Callable[[], Any]],
-    *,
-    warmup: int,
-    min_runs: int,
-    max_runs: int,
-    target_rel_ci: float,
-    time_cap_s: float,
-    max_foreign_cores: float,
-    retries: int,
-    min_window_s: float,
-    quiet_wait_s: float,
-) -> list[Timing]:
-    _check_args(warmup, min_runs, max_runs, time_cap_s, retries)
+def _measure(fns: list[Callable[[], Any]], cfg: _Settings) -> list[Timing]:
     best: tuple[list[list[int]], LoadReport] | None = None
-    for attempt in range(1, retries + 2):
-        samples, load = _run_rounds(fns, warmup, min_runs, max_runs, target_rel_ci, time_cap_s, min_window_s)
-        if load.foreign_cores is None or load.foreign_cores <= max_foreign_cores:
+    for attempt in range(1, cfg.retries + 2):
+        samples, load = _run_rounds(fns, cfg)
+        if load.foreign_cores is None or load.foreign_cores <= cfg.max_foreign_cores:
             return [_summarize(s, load, False, attempt) for s in samples]
         if best is None or load.foreign_cores < (best[1].foreign_cores or 0.0):
             best = (samples, load)
-        if attempt <= retries:
-            wait_for_quiet(max_foreign_cores, timeout_s=quiet_wait_s)
+        if attempt <= cfg.retries:
+            wait_for_quiet(cfg.max_foreign_cores, timeout_s=cfg.quiet_wait_s)
     assert best is not None
-    return [_summarize(s, best[1], True, retries + 1) for s in best[0]]
+    return [_summarize(s, best[1], True, cfg.retries + 1) for s in best[0]]
 
 
 def time_callable(
@@ -192,11 +185,8 @@ def time_callable(
     and measures again, at most `retries` times; the least disturbed attempt is then returned with
     `disturbed=True`.
     """
-    return _measure(
-        [fn], warmup=warmup, min_runs=min_runs, max_runs=max_runs, target_rel_ci=target_rel_ci,
-        time_cap_s=time_cap_s, max_foreign_cores=max_foreign_cores, retries=retries,
-        min_window_s=min_window_s, quiet_wait_s=quiet_wait_s,
-    )[0]
+    return _measure([fn], _Settings(warmup, min_runs, max_runs, target_rel_ci, time_cap_s, max_foreign_cores,
+                                     retries, min_window_s, quiet_wait_s))[0]
 
 
 def time_alternating(
@@ -219,9 +209,6 @@ def time_alternating(
     if not fns:
         raise EdgetuneError("time_alternating: no callables given")
     names = list(fns)
-    timings = _measure(
-        [fns[n] for n in names], warmup=warmup, min_runs=min_runs, max_runs=max_runs,
-        target_rel_ci=target_rel_ci, time_cap_s=time_cap_s, max_foreign_cores=max_foreign_cores,
-        retries=retries, min_window_s=min_window_s, quiet_wait_s=quiet_wait_s,
-    )
+    timings = _measure([fns[n] for n in names], _Settings(warmup, min_runs, max_runs, target_rel_ci, time_cap_s,
+                                                          max_foreign_cores, retries, min_window_s, quiet_wait_s))
     return dict(zip(names, timings, strict=True))
