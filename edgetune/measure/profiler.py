@@ -146,20 +146,23 @@ class Profiler:
         advance = progress("verifying and timing primitives", work) if progress and work else None
         for node in nodes:
             self._profile_node(node, s, advance)
-        conv_tasks = []
+        conv_tasks, seen_convs = [], set()
         for _value, shape, conv in sorted(self.edge_conversions(), key=lambda x: (x[2].name, x[1])):
-            if (conv.name, shape) in {(c.name, sh) for c, sh in conv_tasks}:
+            if (conv.name, shape) in seen_convs:  # one measurement per (converter, tensor shape)
                 continue
+            seen_convs.add((conv.name, shape))
             if self.db.get_converter(conv.name, shape, 1) is None:
                 conv_tasks.append((conv, shape))
             else:
                 s.cached += 1
-        pair_tasks = []
+        pair_tasks, seen_pairs = [], set()
         for a, b, key in self.fusable_pairs():
             for t in self.threads:
+                if (key, t) in seen_pairs:  # identical adjacent pairs share one measurement
+                    continue
+                seen_pairs.add((key, t))
                 if self.db.get_converter(key, (), t) is None:
-                    if (key, t) not in {(k, tt) for _, _, k, tt in pair_tasks}:
-                        pair_tasks.append((a, b, key, t))
+                    pair_tasks.append((a, b, key, t))
                 else:
                     s.cached += 1
         dispatch_missing = self.db.get_converter(DISPATCH_KEY, (), 1) is None
