@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 from edgetune.graph.ir import Graph, Node
-from edgetune.kernels.base import Converter, Format, Primitive
+from edgetune.kernels.base import FP32, Converter, Format, Primitive
 
 _PRIMITIVES: dict[str, Primitive] = {}
 _CONVERTERS: dict[tuple[str, str], Converter] = {}
@@ -90,3 +90,16 @@ def converters() -> list[Converter]:
 def converter(src: Format, dst: Format) -> Converter | None:
     load_all()
     return _CONVERTERS.get((src.key, dst.key))
+
+
+def converter_route(src: Format, dst: Format) -> list[Converter] | None:
+    """The converters taking src to dst: direct, or through NCHW fp32; None when impossible."""
+    if src.key == dst.key:
+        return []
+    direct = converter(src, dst)
+    if direct is not None:
+        return [direct]
+    a, b = converter(src, FP32), converter(FP32, dst)
+    if (a is not None or src.key == FP32.key) and (b is not None or dst.key == FP32.key):
+        return [c for c in (a, b) if c is not None]
+    return None

@@ -21,6 +21,7 @@ from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, PrepareContext, Primitive
 from edgetune.kernels.ort_segments import fusable_primitive, pair_key, segment_kernel
+from edgetune.kernels.registry import converter_route
 from edgetune.kernels.threads import set_threads
 from edgetune.measure import kernel_memory
 from edgetune.measure.db import ProfileDB, node_signature
@@ -55,19 +56,6 @@ class ProfileSummary:
     disturbed: int = 0
     pruned: int = 0  # (primitive, threads) not timed: over PRUNE_FACTOR x the node's best at max threads
     seconds: float = 0.0
-
-
-def converter_route(src: Format, dst: Format) -> list[Any] | None:
-    """The converters taking src to dst: direct, or through NCHW fp32; None when impossible."""
-    if src.key == dst.key:
-        return []
-    direct = registry.converter(src, dst)
-    if direct is not None:
-        return [direct]
-    a, b = registry.converter(src, FP32), registry.converter(FP32, dst)
-    if (a is not None or src.key == FP32.key) and (b is not None or dst.key == FP32.key):
-        return [c for c in (a, b) if c is not None]
-    return None
 
 
 def candidate_primitives(node: Node, graph: Graph) -> list[Primitive]:

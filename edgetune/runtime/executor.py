@@ -145,28 +145,26 @@ class Executor:
         return self._slots[key]
 
     def _converted(self, value: str, have: Format, want: Format) -> int:
-        """The slot holding `value` in format `want`, adding converter steps (direct, or via NCHW fp32)."""
+        """The slot holding `value` in format `want`, adding converter steps (direct, or via NCHW fp32);
+        a format the value already has a slot in was converted (or produced) before and is reused."""
         if (value, want.key) in self._slots:
             return self._slots[(value, want.key)]
         shape = self.graph.shape(value)
-        route = [(have, want)] if registry.converter(have, want) else [(have, FP32), (FP32, want)]
+        route = registry.converter_route(have, want)
+        if route is None:
+            raise EdgetuneError(f"no converter from {have} to {want} for value {value!r} {shape}")
         src = self._slots[(value, have.key)]
-        for a, b in route:
-            if a.key == b.key:
+        for conv in route:
+            if conv.supports(shape):
+                raise EdgetuneError(f"converter {conv.name} cannot convert value {value!r} {shape}")
+            if (value, conv.dst.key) in self._slots:
+                src = self._slots[(value, conv.dst.key)]
                 continue
-            conv = registry.converter(a, b)
-            if conv is None or conv.supports(shape):
-                raise EdgetuneError(f"no converter from {a} to {b} for value {value!r} {shape}")
-            dst = self._slot(value, b)
-            if not self._emitted(dst):
-                self.steps.append(
-                    Step("convert", f"{value}:{a}->{b}", conv.prepare(shape), [src], [dst], 1, conv.name)
-                )
+            dst = self._slot(value, conv.dst)
+            self.steps.append(
+                Step("convert", f"{value}:{conv.src}->{conv.dst}", conv.prepare(shape), [src], [dst], 1, conv.name))
             src = dst
         return src
-
-    def _emitted(self, slot: int) -> bool:
-        return any(slot in s.outs for s in self.steps)
 
     def _units(self) -> list[list[Node]]:
         """Nodes grouped into what becomes one step: maximal runs of consecutive ORT-fusable nodes with

@@ -22,8 +22,9 @@ import numpy as np
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import FP32, Format
 from edgetune.kernels.ort_segments import FUSABLE, pair_key
+from edgetune.kernels.registry import converter_route
 from edgetune.measure.db import ProfileDB, node_signature
-from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives, converter_route
+from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives
 from edgetune.measure.switching import pool, switch_key
 from edgetune.search.space import DesignSpace, Option
 
