@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import edgetune  # noqa: F401
+from edgetune.measure.device import summary_line
 from edgetune.measure.plan_memory import measure_plan_memory
 from edgetune.modelsrc import load_model
 from edgetune.runtime.plan import NodeChoice, Plan
@@ -53,6 +54,7 @@ def main(models: list[str]) -> None:
                              "startup_bytes": r["planned"]["startup_bytes"]})
     head = (f"{'model':<13} {'plan':<28} {'static plan/meas MB':>20} {'activ. plan/meas MB':>20} "
             f"{'total plan/meas MB':>20} {'error':>7} {'self-reported':>20}")
+    print(f"CPU: {summary_line()}")
     print("Planned vs measured resident memory (fresh subprocess per row; MB = 1e6 bytes)")
     print(head)
     print("-" * len(head))

@@ -23,6 +23,7 @@ from rich.console import Console
 
 import edgetune  # noqa: F401
 from edgetune.commands.profile import run_profile, thread_counts
+from edgetune.measure.device import summary_line
 from edgetune.measure.timing import time_callable
 from edgetune.modelsrc import open_model
 from edgetune.runtime.executor import Executor, default_feeds
@@ -77,6 +78,7 @@ def main(argv: list[str]) -> None:
             rows.append({"model": model, "plan": name, "predicted_ms": predicted[name], "measured_ms": t.median_ms,
                          "p10_ms": t.p10_ms, "p90_ms": t.p90_ms, "disturbed": t.disturbed,
                          "error": (predicted[name] - t.median_ms) / t.median_ms})
+    print(f"CPU: {summary_line()}")
     print(f"{'model':<13} {'plan':<28} {'predicted ms':>12} {'measured ms (p10-p90)':>24} {'error':>8}")
     for r in rows:
         print(f"{r['model']:<13} {r['plan']:<28} {r['predicted_ms']:>12.2f} "

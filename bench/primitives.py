@@ -22,6 +22,7 @@ from edgetune.commands.profile import run_profile, thread_counts
 from edgetune.graph.stats import node_macs
 from edgetune.kernels import registry
 from edgetune.measure.db import node_signature
+from edgetune.measure.device import summary_line
 from edgetune.modelsrc import load_model
 
 
@@ -83,6 +84,7 @@ def main(argv: list[str]) -> None:
         w.writeheader()
         w.writerows(rows)
     (out / "primitives.json").write_text(json.dumps({"nodes": rows, "converters": convs}, indent=1, default=str))
+    print(f"CPU: {summary_line()}")
     print("Per-layer winners (verified fp32 and int8 primitives; median ms of the node alone; threads in @)")
     print(f"{'model':<13} {'layer':<24} {'fp32 best':<34} {'2nd fp32':<34} {'int8 best':<30} {'BLAS im2col':>12}")
     for model in args.models:

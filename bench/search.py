@@ -20,6 +20,7 @@ from rich.console import Console
 
 import edgetune  # noqa: F401
 from edgetune.commands.profile import run_profile, thread_counts
+from edgetune.measure.device import summary_line
 from edgetune.modelsrc import load_model
 from edgetune.search import get_strategy
 from edgetune.tuning.space_builder import build_space
@@ -64,6 +65,7 @@ def main(argv: list[str]) -> None:
                 rows.append({"model": model, "strategy": name, "budget": budget, "ratio": float(np.mean(ratios)),
                              "std": float(np.std(ratios)), "optimum_ms": opt, "seconds": float(np.mean(secs))})
         console.print(f"{model}: done")
+    print(f"CPU: {summary_line()}")
     print("best predicted latency / exact optimum (mean ± std over seeds; 1.000 = optimal)")
     print(f"{'model':<20} {'strategy':<10} {'10 evals':>14} {'100 evals':>14} {'1000 evals':>14}")
     for model in args.models:

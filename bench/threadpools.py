@@ -28,6 +28,7 @@ from edgetune.kernels import ort_prims, torch_conv  # noqa: F401 - register prim
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
 from edgetune.kernels.threads import set_threads
+from edgetune.measure.device import summary_line
 
 OUT = Path(__file__).resolve().parent / "out" / "threadpools.json"
 
@@ -152,6 +153,7 @@ def main() -> None:
             {"pair": label, "torch_primitive": ta, "ort_primitive": tb, **ms, "foreign_cores": load.cores}
         )
 
+    print(f"CPU: {summary_line()}")
     print(f"threads={args.threads}  rounds={args.rounds}  calls/round={args.calls}  (median ms)")
     head = f"{'pair':<22} {'torch':>7} {'ort':>7} {'iso sum':>8} {'alt pair':>9} {'ratio':>6} {'load':>5}"
     print(head)

@@ -17,6 +17,7 @@ from typing import Any
 
 import edgetune  # noqa: F401 - sets thread-pool environment before numpy/torch load
 from edgetune.errors import EdgetuneError
+from edgetune.measure.device import describe, summary_line
 
 COMMANDS = {
     "zoo": "built-in models: list them or export one to ONNX",
@@ -26,7 +27,10 @@ COMMANDS = {
     "profile": "measure every (node, primitive, threads) and converter into the profile database",
     "tune": "profile, search and measure the best plan; writes plan.json and report.html",
     "bench": "side-by-side latency and memory of baselines, peers and a plan",
+    "device": "the CPU fingerprint (model, ISA features, cores, caches) every measurement is keyed by",
 }
+# Commands whose output holds measurements: their JSON carries the device, their tables end with it.
+MEASURING = frozenset({"run", "profile", "tune", "bench", "primitives"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,10 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         console = err if args.json else Console(highlight=False, width=None if sys.stdout.isatty() else 160)
         args.console = console
         result = module.execute(args)
+        if args.command in MEASURING and isinstance(result, dict):
+            result.setdefault("device", describe())
         if args.json:
             sys.stdout.write(json.dumps(_jsonable(result), default=str) + "\n")
         else:
             module.render(result, console)
+            if args.command in MEASURING:
+                console.print(f"[dim]measured on: {summary_line(result['device'])}[/dim]", soft_wrap=True)
         return 0
     except EdgetuneError as e:
         err.print(f"[red]edgetune: error:[/red] {e}", markup=True, soft_wrap=True)

@@ -14,6 +14,7 @@ from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
 from tests.conv_cases import LAYER_CASES as CASES
 from tests.conv_cases import conv_case, ref_act, ref_conv, rel_err
+from tests.isa import U8S8_CONDITION, U8S8_SATURATES
 
 # ---- float64 reference and tiny graphs --------------------------------------------------------
 
@@ -257,7 +258,24 @@ def test_int8_without_samples_runs():
 def test_int8_fullrange_runs():
     g, node, x, ref = relu_input_case("1x1")
     y, _ = run_prim("conv.int8_onednn_fullrange.torch", g, node, x, samples={"x": x})
-    assert y.shape == ref.shape  # accuracy is verification's business: it saturates on AVX2
+    assert y.shape == ref.shape  # accuracy is verification's business (see the next test)
+
+
+def test_int8_fullrange_saturates_only_without_int32_dot():
+    """Uniform activations and weights: oneDNN's full-range u8s8 saturates on x86 without VNNI and is exact
+    with it; the reduce-range engine is accurate on either."""
+    rng = np.random.default_rng(5)
+    g, node, x, _ = conv_case(n=1, c=128, h=8, w=8, co=32, k=1)
+    x = rng.random(x.shape).astype(np.float32)
+    w = g.initializers["w"] = rng.uniform(-1, 1, g.initializers["w"].shape).astype(np.float32)
+    ref = ref_conv(x, w, g.initializers["b"], (1, 1), [0, 0, 0, 0], (1, 1), 1)
+    y, _ = run_prim("conv.int8_x86.torch", g, node, x, samples={"x": x})
+    assert rel_err(y, ref) < 0.05
+    y, _ = run_prim("conv.int8_onednn_fullrange.torch", g, node, x, samples={"x": x})
+    if U8S8_SATURATES:
+        assert rel_err(y, ref) > 0.05, U8S8_CONDITION
+    else:
+        assert rel_err(y, ref) < 0.05, U8S8_CONDITION
 
 
 def test_int8_engine_switch_between_calls():

@@ -24,7 +24,9 @@ def full_data() -> dict:
     trace = [[1, 30.0], [10, 20.0], [100, 12.0], [1000, 9.1]]
     return {
         "model": "mobilenet_v2", "created": "2026-11-23T21:40:00", "objective": "latency", "max_memory": None,
-        "device": {"cpu": "Test CPU", "cores": 2, "flags": ["avx2", "fma"]},
+        "device": {"cpu": "Test CPU", "cores": 2, "flags": ["avx2", "fma"], "id": "0123456789ab",
+                   "identity": "AuthenticAMD family 25 model 1", "smt_threads_per_core": 1,
+                   "features": {"AVX2": True, "AVX-512": False}, "caches": {"L2": 512 * 1024}},
         "versions": {"torch": "2.5", "onnxruntime": "1.20"},
         "threads": [1, 2],
         "method": {"timing": "median of repeated runs after warm-up (test)", "comparison": "side by side (test)",
@@ -83,6 +85,9 @@ def test_full_report(tmp_path: Path) -> None:
     assert "not available" not in page
     assert "side by side (test)" in page and "cost model sum (test)" in page
     assert "/features/9/Conv" in page
+    # the machine every figure was measured on
+    assert "Test CPU (AuthenticAMD family 25 model 1)" in page and "0123456789ab" in page
+    assert "L2 0.50 MiB" in page and ">AVX2<" in page
     for name in FIGURE_FILES:
         png = tmp_path / "out" / name
         assert png.is_file(), name

@@ -6,7 +6,34 @@ import sqlite3
 import pytest
 
 from edgetune.cli import main
+from edgetune.kernels import registry
+from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext
+from edgetune.kernels.reference_prims import ReferencePrimitive
 from edgetune.runtime.plan import Plan
+
+WRONG = "conv.wrong5pct.test"
+
+
+class FivePercentWrong(ReferencePrimitive):
+    """A Conv primitive that is fast to write and wrong by 5 %: verification must exclude it on any CPU."""
+
+    library = "numpy"
+
+    def __init__(self) -> None:
+        super().__init__("Conv")
+        self.name = WRONG
+
+    def prepare(self, node, ctx: PrepareContext) -> Kernel:
+        right = super().prepare(node, ctx)
+        return FunctionKernel(lambda *xs: [y * 1.05 for y in right(*xs)])
+
+
+@pytest.fixture
+def wrong_conv():
+    registry.load_all()
+    registry.register(FivePercentWrong())
+    yield WRONG
+    registry.unregister(WRONG)
 
 
 def run_json(capsys, *args):
@@ -21,11 +48,12 @@ def db_path(tmp_path_factory):
     return str(tmp_path_factory.mktemp("db") / "profile.sqlite")
 
 
-def test_profile_then_cached(capsys, db_path):
+def test_profile_then_cached(capsys, db_path, wrong_conv):
     first = run_json(capsys, "profile", "mnist_cnn", "--db", db_path, "--threads", "1", "--time-cap", "0.05")
     assert first["new_measurements"] > 20 and first["db"] == db_path
-    # the full-range u8s8 path saturates on the raw (signed) input and must be caught by verification
-    assert any("conv.qlinear_u8s8.ort" in k for k in first["excluded"])
+    # a primitive 5 % off is excluded by verification, on every conv node, with its error as the reason
+    wrong = {k: v for k, v in first["excluded"].items() if k.endswith("/" + wrong_conv)}
+    assert len(wrong) == 2 and all("error" in v for v in wrong.values()), first["excluded"]
     again = run_json(capsys, "profile", "mnist_cnn", "--db", db_path, "--threads", "1")
     assert again["new_measurements"] == 0 and again["cached"] >= first["new_measurements"]
     # an interrupted profile resumes: a lost timing (verification kept) is measured again, and only it
@@ -47,6 +75,8 @@ def test_tune_writes_plan_and_report(capsys, db_path, tmp_path):
     assert s["optimum_ms"] <= s["predicted_ms"] + 1e-9  # nothing beats the exact optimum on its own model
     plan = Plan.load(res["plan"])
     assert plan.model == "mnist_cnn" and len(plan.choices) == 6
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["device"]["id"] == res["device"]["id"] and summary["device"]["features"]
     html = (out / "report.html").read_text()
     assert "mnist_cnn" in html and html.count("data:image/png;base64,") >= 4
     ran = run_json(capsys, "run", "mnist_cnn", "--plan", res["plan"], "--time-cap", "0.2")

@@ -18,9 +18,17 @@ from typing import Any
 
 KERNEL_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-    "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
+    "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "amx_fp16",
     "neon", "asimd", "asimdhp", "asimddp", "sve", "sve2", "i8mm", "bf16",
 )
+# What each feature a user asks about is called, and the flags that give it (any of them).
+FEATURES = {
+    "x86": {"AVX2": ("avx2",), "AVX-512": ("avx512f",), "VNNI": ("avx512_vnni", "avx_vnni"),
+            "AMX": ("amx_tile",), "BF16": ("avx512_bf16", "amx_bf16"), "FP16": ("avx512_fp16", "amx_fp16")},
+    "arm": {"NEON": ("asimd", "neon"), "dot-product": ("asimddp",), "i8mm": ("i8mm",), "BF16": ("bf16",),
+            "FP16": ("asimdhp",), "SVE": ("sve",), "SVE2": ("sve2",)},
+}
+SYSFS_CPU = "/sys/devices/system/cpu"
 VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "torch", "onnxruntime", "onnx", "numba", "threadpoolctl")
 
 
@@ -121,3 +129,103 @@ def _library_versions() -> dict[str, str]:
 def versions_id() -> str:
     """A short stable id of `library_versions()` (12 hex digits)."""
     return _short_hash(library_versions())
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _size_bytes(text: str) -> int:
+    """sysfs cache sizes: "48K", "2048K", "32M"."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    text = text.strip().upper()
+    if not text:
+        return 0
+    if text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text) if text.isdigit() else 0
+
+
+def caches(cpu: int = 0, root: str = SYSFS_CPU) -> dict[str, int]:
+    """Cache sizes seen by one core, e.g. {"L1d": 49152, "L1i": 32768, "L2": 2097152, "L3": 272629760}."""
+    out: dict[str, int] = {}
+    base = f"{root}/cpu{cpu}/cache"
+    try:
+        entries = sorted(e for e in os.listdir(base) if e.startswith("index"))
+    except OSError:
+        return out
+    for entry in entries:
+        level, kind = _read(f"{base}/{entry}/level"), _read(f"{base}/{entry}/type")
+        size = _size_bytes(_read(f"{base}/{entry}/size"))
+        if level and size:
+            suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
+            out[f"L{level}{suffix}"] = size
+    return out
+
+
+def smt_threads_per_core(cpu: int = 0, root: str = SYSFS_CPU) -> int:
+    """Hardware threads sharing one core (2 with SMT/Hyper-Threading on): such siblings share the core's
+    execution units, so two threads on siblings are not two cores' worth."""
+    text = _read(f"{root}/cpu{cpu}/topology/thread_siblings_list")
+    count = 0
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        count += int(hi) - int(lo) + 1 if hi else 1
+    return max(count, 1)
+
+
+def _first_usable_cpu() -> int:
+    try:
+        return min(os.sched_getaffinity(0))
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def features(fp: dict[str, Any] | None = None) -> dict[str, bool]:
+    """The ISA features that change kernel choice, by their common names, for this architecture family."""
+    fp = fp or fingerprint()
+    family = "arm" if fp["arch"] in ("aarch64", "arm64") or fp["arch"].startswith("arm") else "x86"
+    flags = set(fp["flags"])
+    return {name: any(f in flags for f in alternatives) for name, alternatives in FEATURES[family].items()}
+
+
+def cpu_identity(text: str | None = None) -> str:
+    """Vendor, family, model and stepping (x86) or implementer and part (Arm) of the first CPU: on a VM the
+    model name is often generic ("Intel(R) Xeon(R) Processor") and these numbers are what tell CPUs apart."""
+    if text is None:
+        text = _read("/proc/cpuinfo")
+    keys = ("vendor_id", "cpu family", "model", "stepping", "cpu implementer", "cpu part", "cpu variant")
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if found:
+                break  # the first processor's block is enough
+            continue
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in keys and key not in found:
+            found[key] = value.strip()
+    return " ".join(f"{k.replace('cpu ', '')} {v}" if k != "vendor_id" else v for k, v in found.items())
+
+
+def describe() -> dict[str, Any]:
+    """Everything a reader of a figure needs about the machine: the fingerprint (and its id, which keys the
+    ProfileDB), the features by name, SMT siblings and cache sizes (a fresh copy)."""
+    fp = fingerprint()
+    return {**fp, "id": fingerprint_id(), "identity": cpu_identity(), "features": features(fp),
+            "smt_threads_per_core": smt_threads_per_core(_first_usable_cpu()), "caches": caches(_first_usable_cpu())}
+
+
+def summary_line(desc: dict[str, Any] | None = None) -> str:
+    """One line naming the machine, for under every table: "Intel(R) Xeon(R) ..., x86_64, 2 cores, AVX2 ..."."""
+    d = desc or describe()
+    have = [name for name, present in d.get("features", {}).items() if present]
+    smt = d.get("smt_threads_per_core", 1)
+    cores = f"{d.get('cores', '?')} usable cores" + (f" ({smt} SMT threads per core)" if smt > 1 else "")
+    ident = f" ({d['identity']})" if d.get("identity") else ""
+    return (f"{d.get('cpu', 'unknown CPU')}{ident}, {d.get('arch', '?')}, {cores}, "
+            f"{' '.join(have) or 'no SIMD extensions'}")

@@ -130,9 +130,14 @@ def _header(data: dict) -> str:
     max_mem = num(data.get("max_memory"))
     rows = [
         ("created", text(data.get("created"))),
-        ("CPU", text(device.get("cpu"))),
-        ("cores", text(device.get("cores"))),
+        ("CPU", text(device.get("cpu")) + (f" ({device['identity']})" if device.get("identity") else "")),
+        ("cores", text(device.get("cores")) + (f", {device['smt_threads_per_core']} SMT threads per core"
+                                              if num(device.get("smt_threads_per_core")) else "")),
+        ("ISA features", " ".join(k for k, v in as_dict(device.get("features")).items() if v) or DASH),
         ("CPU flags", " ".join(map(str, flags)) if flags else DASH),
+        ("caches", ", ".join(f"{k} {(num(v) or 0) / 2**20:.2f} MiB"
+                             for k, v in as_dict(device.get("caches")).items()) or DASH),
+        ("fingerprint id", text(device.get("id"))),
         ("objective", text(data.get("objective"))),
         ("memory limit", f"{mb(max_mem)} MB" if max_mem is not None else "none" if "max_memory" in data else DASH),
         ("thread counts tried", ", ".join(map(str, threads)) if threads else DASH),

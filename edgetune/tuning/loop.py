@@ -179,6 +179,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
         "comparison": rows,
     }
     report = _report_data(graph, space, info, cfg, strategies, exact, best, result, db)
+    result["device"] = report["device"]
     from edgetune.report.html import write_report
 
     result["report"] = str(write_report(report, out_dir))
@@ -204,7 +205,7 @@ def _cand_row(c: Candidate, by_name: dict[str, Any], best: Candidate) -> dict[st
 
 def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfig, strategies: dict[str, Any],
                  exact: SearchResult, best: Candidate, result: dict[str, Any], db: Any) -> dict[str, Any]:
-    from edgetune.measure.device import fingerprint, library_versions
+    from edgetune.measure.device import describe, library_versions
 
     layers = []
     for i, node in enumerate(graph.nodes):
@@ -246,7 +247,7 @@ def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfi
                            "note": r["memory"].get("note", "")})
     return {
         "model": graph.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "objective": cfg.objective,
-        "max_memory": cfg.max_memory, "device": fingerprint(), "versions": library_versions(), "threads": cfg.threads,
+        "max_memory": cfg.max_memory, "device": describe(), "versions": library_versions(), "threads": cfg.threads,
         "method": {
             "timing": "Each (node, primitive, threads) was timed alone on realistic activations: warm-up, then "
                       "repeated runs until the 95% confidence interval of the median is within 5% or a time cap; "
