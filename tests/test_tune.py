@@ -75,10 +75,15 @@ def test_tune_writes_plan_and_report(capsys, db_path, tmp_path):
     assert s["optimum_ms"] <= s["predicted_ms"] + 1e-9  # nothing beats the exact optimum on its own model
     plan = Plan.load(res["plan"])
     assert plan.model == "mnist_cnn" and len(plan.choices) == 6
+    v = res["verdict"]
+    assert v["best_peer"] in {"onnxruntime fp32", "torch eager NCHW", "torch eager channels_last"}
+    assert v["speedup_vs_best_peer"] == pytest.approx(v["best_peer_ms"] / lat["plan"])
+    assert res["executor"]["steps"] >= 1 and res["executor"]["per_step_us"] > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["device"]["id"] == res["device"]["id"] and summary["device"]["features"]
     html = (out / "report.html").read_text()
     assert "mnist_cnn" in html and html.count("data:image/png;base64,") >= 4
+    assert html.count('class="verdict"') == 1 and "executor&#x27;s own work" in html
     ran = run_json(capsys, "run", "mnist_cnn", "--plan", res["plan"], "--time-cap", "0.2")
     assert ran["max_rel_error_vs_reference"] < 1e-3
 

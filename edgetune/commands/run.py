@@ -62,6 +62,7 @@ def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.measure.memory import inprocess_peak_growth
+    from edgetune.measure.overhead import executor_overhead
     from edgetune.measure.timing import time_callable
     from edgetune.runtime.executor import Executor
 
@@ -72,6 +73,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     outputs = ex.run(feeds)
     growth = inprocess_peak_growth(lambda: ex.run(feeds))
     t = time_callable(lambda: ex.run(feeds), time_cap_s=args.time_cap)
+    overhead = executor_overhead(ex, feeds)
     if args.output:
         np.save(args.output, next(iter(outputs.values())))
     mem = ex.memory().to_dict()
@@ -83,6 +85,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
                        "foreign_cores": t.foreign_cores},
         "memory_bytes": {**mem, "measured_peak_growth": growth},
         "max_rel_error_vs_reference": ex.max_error,
+        "executor": {**overhead, "ort_spin": ex.ort_spin, "libraries": sorted(ex.libraries)},
         "outputs": {k: list(v.shape) for k, v in outputs.items()},
         "top5": [int(i) for i in np.argsort(-next(iter(outputs.values())).ravel())[:5]],
     }
@@ -105,6 +108,12 @@ def render(result: dict[str, Any], console: Any) -> None:
     t.add_row("total planned", f"{mem['total_bytes'] / 1e6:.2f} MB")
     if mem.get("measured_peak_growth") is not None:
         t.add_row("peak RSS growth during one inference (measured)", f"{mem['measured_peak_growth'] / 1e6:.2f} MB")
+    e = result["executor"]
+    spin = f" (ONNX Runtime workers spin: {e['ort_spin']})" if "onnxruntime" in e["libraries"] else ""
+    t.add_row("steps (kernels + converters)", f"{e['steps']}{spin}")
+    t.add_row("executor's own work (kernels stubbed, measured)",
+              f"{e['per_step_us']:.2f} us per step, {e['per_inference_us']:.1f} us per inference "
+              f"({e['per_inference_us'] / 1e3 / lat['median'] * 100:.2f} % of the latency)")
     if result["max_rel_error_vs_reference"] is not None:
         t.add_row("max rel. error vs reference", f"{result['max_rel_error_vs_reference']:.2e}")
     console.print(t)

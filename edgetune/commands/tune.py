@@ -80,4 +80,8 @@ def render(result: dict[str, Any], console: Any) -> None:
                   f"{srch['evaluations']} evaluations; exact optimum {srch['optimum_ms']:.2f} ms predicted "
                   f"(design space 10^{srch['design_space_log10']:.0f} plans). Chosen by measurement: "
                   f"{srch['chosen_candidate']}.")
+    console.print(result["verdict"]["statement"])
+    e = result["executor"]
+    console.print(f"executor's own work: {e['per_step_us']:.2f} us per step ({e['steps']} steps, "
+                  f"{e['per_inference_us']:.1f} us per inference)")
     console.print(f"plan: {result['plan']}\nreport: {result['report']}")

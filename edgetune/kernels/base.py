@@ -61,12 +61,13 @@ FP32_BY_LAYOUT = {"NCHW": FP32, "NHWC": FP32_NHWC, "BLOCKED": FP32_BLOCKED}
 @dataclass
 class PrepareContext:
     """What `prepare` may use besides the node: the graph (weights, shapes), the thread count the kernel
-    will run with, and representative activations (value name -> array from a reference run on a
-    realistic input) for calibrating quantised primitives."""
+    will run with, representative activations (value name -> array from a reference run on a
+    realistic input) for calibrating quantised primitives, and the plan's ONNX Runtime spin mode."""
 
     graph: Graph
     threads: int = 1
     samples: dict[str, np.ndarray] = field(default_factory=dict)
+    ort_spin: str = "stop"  # how ONNX Runtime sessions' workers wait (kernels.threads.ort_session_options)
 
 
 class Kernel(ABC):

@@ -123,7 +123,7 @@ class OrtInt8Conv(Primitive):
             ]
         act_nodes, act_inits = activation_nodes(node.activation, "yf", y)
         model = make_model(g, [x], [y], nodes + act_nodes, inits + act_inits, opset=max(g.opset, 13))
-        return session_kernel(session(model, ctx.threads, "all"), initializer_bytes(model))
+        return session_kernel(session(model, ctx.threads, "all", ctx.ort_spin), initializer_bytes(model))
 
 
 for _p in (

@@ -139,10 +139,11 @@ def node_model(graph: Graph, node: Node, activation: Activation | None = None) -
 
 
 def session(model: onnx.ModelProto, threads: int, optimization: str = "all",
-            spinning: bool = False) -> ort.InferenceSession:
+            spin: str = "stop") -> ort.InferenceSession:
+    """A CPU session; `spin` as in `kernels.threads.ort_session_options`."""
     return ort.InferenceSession(
         model.SerializeToString(),
-        ort_session_options(threads, optimization, spinning),
+        ort_session_options(threads, optimization, spin),
         providers=["CPUExecutionProvider"],
     )
 
@@ -161,14 +162,16 @@ def session_kernel(sess: ort.InferenceSession, weight_bytes: int, feed: list[str
         def run1(x: np.ndarray) -> list[Any]:
             return c_run(out_names, {name: x}, run_options)
 
-        return FunctionKernel(run1, weight_bytes=weight_bytes)
+        kernel = FunctionKernel(run1, weight_bytes=weight_bytes)
+    else:
+        runner = c_run or (lambda o, f, r: sess.run(o, f, r))
 
-    runner = c_run or (lambda o, f, r: sess.run(o, f, r))
+        def run(*xs: np.ndarray) -> list[Any]:
+            return runner(out_names, dict(zip(in_names, xs, strict=True)), run_options)
 
-    def run(*xs: np.ndarray) -> list[Any]:
-        return runner(out_names, dict(zip(in_names, xs, strict=True)), run_options)
-
-    return FunctionKernel(run, weight_bytes=weight_bytes)
+        kernel = FunctionKernel(run, weight_bytes=weight_bytes)
+    kernel.session = sess  # for inspection (its options), never called through
+    return kernel
 
 
 def initializer_bytes(model: onnx.ModelProto) -> int:
@@ -211,7 +214,7 @@ class OrtNode(Primitive):
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         model = node_model(ctx.graph, node, node.activation)
-        sess = session(model, ctx.threads, self.optimization)
+        sess = session(model, ctx.threads, self.optimization, ctx.ort_spin)
         return session_kernel(sess, initializer_bytes(model), ctx.graph.dynamic_inputs(node))
 
 

@@ -37,15 +37,15 @@ def boundary(graph: Graph, nodes: list[Node]) -> tuple[list[str], list[str]]:
 
 
 def segment_kernel(graph: Graph, nodes: list[Node], threads: int,
-                   spinning: bool = False) -> tuple[Kernel, list[str], list[str]]:
-    """One ORT session computing `nodes`; returns (kernel, input values, output values). `spinning` only
-    when no other library runs in the same plan (idle spinning workers would steal its cores)."""
+                   spin: str = "stop") -> tuple[Kernel, list[str], list[str]]:
+    """One ORT session computing `nodes`; returns (kernel, input values, output values). `spin` as in
+    `kernels.threads.ort_session_options`: "on" only when this session is all the plan runs."""
     from edgetune.graph.onnx_export import to_onnx
     from edgetune.kernels.ort_prims import initializer_bytes, session, session_kernel
 
     ins, outs = boundary(graph, nodes)
     model = to_onnx(graph, nodes=nodes, inputs=ins, outputs=outs)
-    sess = session(model, threads, "all", spinning)
+    sess = session(model, threads, "all", spin)
     return session_kernel(sess, initializer_bytes(model), ins), ins, outs
 
 

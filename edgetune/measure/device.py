@@ -29,6 +29,9 @@ FEATURES = {
             "FP16": ("asimdhp",), "SVE": ("sve",), "SVE2": ("sve2",)},
 }
 SYSFS_CPU = "/sys/devices/system/cpu"
+# Bumped when the way edgetune measures changes, so that a ProfileDB's old numbers are not reused as if
+# comparable (2: ONNX Runtime sessions spin during a run and stop after it, instead of never spinning).
+MEASUREMENT_PROTOCOL = "2"
 VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "torch", "onnxruntime", "onnx", "numba", "threadpoolctl")
 
 
@@ -116,7 +119,7 @@ def library_versions() -> dict[str, str]:
 def _library_versions() -> dict[str, str]:
     from edgetune import __version__
 
-    out: dict[str, str] = {"edgetune": __version__}
+    out: dict[str, str] = {"edgetune": __version__, "measurement_protocol": MEASUREMENT_PROTOCOL}
     for dist in VERSIONED_DISTRIBUTIONS:
         try:
             out[dist] = importlib.metadata.version(dist)

@@ -26,6 +26,7 @@ from edgetune.kernels.threads import set_threads
 from edgetune.measure import kernel_memory
 from edgetune.measure.db import ProfileDB, node_signature
 from edgetune.measure.kernel_memory import KernelMemory
+from edgetune.measure.overhead import measure_dispatch
 from edgetune.measure.switching import all_pairs, measure_switches, states, switch_key
 from edgetune.measure.timing import Timing, time_callable
 
@@ -338,20 +339,3 @@ class Profiler:
             x = c.prepare(shape)(x)
         fn = conv.prepare(shape)
         return time_callable(lambda: fn(x), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
-
-
-def measure_dispatch(steps: int = 200) -> Timing:
-    """The executor's own cost per step (slot reads/writes, thread check, call), per step in ms."""
-    from edgetune.runtime.executor import Step, run_steps
-
-    prog = [Step("node", f"s{i}", lambda x: [x], [i], [i + 1], 1, "noop", [i]) for i in range(steps)]
-    slots: list[Any] = [None] * (steps + 1)
-
-    def once() -> None:
-        slots[0] = 1
-        run_steps(prog, slots)
-
-    t = time_callable(once, time_cap_s=0.3)
-    scale = 1.0 / steps
-    return Timing(t.median_ms * scale, t.p10_ms * scale, t.p90_ms * scale, t.min_ms * scale, t.spread, t.runs,
-                  t.foreign_cores, t.disturbed, t.ci_rel)

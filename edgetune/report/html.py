@@ -171,6 +171,9 @@ def _summary(data: dict) -> str:
             shown = faster if faster >= 1 else 1 / faster
             parts.append(f"<p>{esc(label)}: {esc(ms(b))} ms, memory {esc(mb(row.get('memory_bytes')))} MB "
                          f"— the tuned plan is <b>{esc(ratio(shown))} {word}</b>.</p>")
+    statement = as_dict(data.get("verdict")).get("statement")
+    if statement:
+        parts.append(f'<p class="verdict"><b>{esc(text(statement))}</b></p>')
     opt = pos(data.get("optimum_ms"))
     if opt is not None:
         parts.append(f"<p>Predicted optimum from the cost model: {esc(ms(opt))} ms.</p>")

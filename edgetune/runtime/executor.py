@@ -20,7 +20,7 @@ from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext
 from edgetune.kernels.ort_segments import FUSABLE, boundary, segment_kernel
-from edgetune.kernels.threads import set_threads
+from edgetune.kernels.threads import SPIN_MODES, set_threads
 from edgetune.runtime.plan import Plan
 
 
@@ -119,8 +119,7 @@ class Executor:
             samples = reference_samples(graph)
         self.samples = samples or {}
         self.fuse = fuse
-        # A plan that is one ONNX Runtime session and nothing else may let ORT's workers spin.
-        self._ort_only = all(c.primitive in FUSABLE for c in plan.choices.values())
+        self.ort_spin = "stop"  # resolved in _compile (see resolve_ort_spin)
         self.steps: list[Step] = []
         self.kernels: dict[str, tuple[Kernel, str]] = {}
         self._slots: dict[tuple[str, str], int] = {}
@@ -189,6 +188,7 @@ class Executor:
         ctx_cache: dict[int, PrepareContext] = {}
         units = self._units()
         resolved = [[_resolve(self.plan.choices[n.name].primitive, n, g) for n in unit] for unit in units]
+        self.ort_spin = resolve_ort_spin(self.plan.ort_spin, units, resolved)
         if self.measure_memory:
             self._warm_up(units, resolved)
         for unit, prims in zip(units, resolved, strict=True):
@@ -198,10 +198,10 @@ class Executor:
                 in_values, out_values = boundary(g, unit)
                 in_formats, out_formats = [FP32] * len(in_values), [FP32] * len(out_values)
                 name, prim_name, precision = f"{unit[0].name}..{unit[-1].name}", f"ort.segment[{len(unit)}]", "fp32"
-                build = lambda u=unit, t=threads: segment_kernel(g, u, t)[0]  # noqa: E731
+                build = lambda u=unit, t=threads: segment_kernel(g, u, t, self.ort_spin)[0]  # noqa: E731
             else:
                 node, prim = unit[0], prims[0]
-                ctx = ctx_cache.setdefault(threads, PrepareContext(g, threads, self.samples))
+                ctx = ctx_cache.setdefault(threads, PrepareContext(g, threads, self.samples, self.ort_spin))
                 in_values, in_formats = g.dynamic_inputs(node), prim.input_formats(node, g)
                 out_values = node.outputs
                 out_formats = [prim.output_format(node, g)] * len(out_values)
@@ -220,6 +220,9 @@ class Executor:
         self._out_slots = [self._converted(o, current[o], FP32) for o in g.outputs]
         self._in_slots = [self._slots[(i, FP32.key)] for i in g.inputs]
         self._plan_liveness()
+        self.program = compile_program(self.steps)
+        self._inputs = [(name, slot, tuple(g.shape(name))) for name, slot in zip(g.inputs, self._in_slots, strict=True)]
+        self._outputs = list(zip(g.outputs, self._out_slots, strict=True))
 
     def _warm_up(self, units: list[list[Node]], resolved: list[list[Any]]) -> None:
         """Pay (and measure) the per-process start-up of each library the plan uses, at each thread count,
@@ -268,18 +271,35 @@ class Executor:
 
     # ---- running --------------------------------------------------------------------------
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.run_program(self.program, feeds)
+
+    def run_program(self, program: list[Instruction], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run `program` (this plan's, or a stand-in of the same shape such as `stub_program`)."""
         slots: list[Any] = [None] * len(self._slot_bytes)
-        for name, slot in zip(self.graph.inputs, self._in_slots, strict=True):
-            if name not in feeds:
-                raise EdgetuneError(f"missing input {name!r} (expected shape {self.graph.shape(name)})")
-            x = feeds[name]
-            if tuple(x.shape) != tuple(self.graph.shape(name)):
-                raise EdgetuneError(
-                    f"input {name!r} has shape {tuple(x.shape)}, the model expects {self.graph.shape(name)}"
-                )
+        for name, slot, shape in self._inputs:
+            x = feeds.get(name)
+            if x is None:
+                raise EdgetuneError(f"missing input {name!r} (expected shape {shape})")
+            if x.shape != shape:
+                raise EdgetuneError(f"input {name!r} has shape {tuple(x.shape)}, the model expects {shape}")
             slots[slot] = np.ascontiguousarray(x, dtype=np.float32)
-        run_steps(self.steps, slots)
-        return {name: slots[s] for name, s in zip(self.graph.outputs, self._out_slots, strict=True)}
+        run_steps(program, slots)
+        return {name: slots[s] for name, s in self._outputs}
+
+    def stub_program(self, feeds: dict[str, np.ndarray]) -> list[Instruction]:
+        """This plan's program with every kernel replaced by one returning what it returned on `feeds`: timing
+        it measures the executor's own work per inference (slots, frees, thread checks, calls), nothing else."""
+        recorded: list[Any] = []
+
+        def recorder(fn: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*xs: Any) -> Any:
+                out = fn(*xs)
+                recorded.append(out)
+                return out
+            return call
+
+        self.run_program([(recorder(fn), *rest) for fn, *rest in self.program], feeds)
+        return [(lambda *_, r=r: r, *rest) for r, (_, *rest) in zip(recorded, self.program, strict=True)]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.run(feeds)
@@ -336,6 +356,15 @@ class Executor:
     def step_table(self) -> list[dict[str, Any]]:
         return [{"step": s.name, "kind": s.kind, "primitive": s.primitive, "threads": s.threads} for s in self.steps]
 
+    @property
+    def libraries(self) -> set[str]:
+        """The libraries whose kernels the plan's steps call (converters excluded)."""
+        out = set()
+        for s in self.steps:
+            if s.kind == "node":
+                out.add("onnxruntime" if s.primitive.startswith("ort.segment") else registry.get(s.primitive).library)
+        return out
+
 
 # which start-up (edgetune.measure.kernel_memory.warm_up_libraries) a primitive's library needs
 _LIBRARY_STARTUP = {"numpy": "openblas", "numpy-reference": "openblas", "onnxruntime": "onnxruntime",
@@ -355,15 +384,52 @@ def sample_input(graph: Graph, value: str, fmt: Format, sample: np.ndarray | Non
     return conv.prepare(shape)(x)
 
 
-def run_steps(steps: list[Step], slots: list[Any]) -> None:
-    """The inner loop: call each step on its input slots, store its outputs, free dead slots."""
+# One compiled step: (call, input slots, output slots, slots to free after, threads to set first or 0 when
+# unchanged from the previous step, True when the call returns one value rather than a list).
+Instruction = tuple[Callable[..., Any], tuple[int, ...], tuple[int, ...], tuple[int, ...], int, bool]
+
+
+def compile_program(steps: list[Step]) -> list[Instruction]:
+    """Steps as flat tuples, with thread changes found at compile time: the per-inference loop does no
+    attribute lookups, format checks or thread calls that could be decided once."""
+    program: list[Instruction] = []
+    previous = None
     for s in steps:
-        set_threads(s.threads)
-        res = s.fn(*[slots[i] for i in s.ins]) if s.kind == "node" else [s.fn(slots[s.ins[0]])]
-        for o, v in zip(s.outs, res, strict=False):
-            slots[o] = v
-        for f in s.free_after:
+        threads = s.threads if s.threads != previous or not program else 0
+        program.append((s.fn, tuple(s.ins), tuple(s.outs), tuple(s.free_after), threads, s.kind == "convert"))
+        previous = s.threads
+    if program:  # the first step always sets its threads: other code may change them between runs
+        fn, ins, outs, frees, _, single = program[0]
+        program[0] = (fn, ins, outs, frees, steps[0].threads, single)
+    return program
+
+
+def run_steps(program: list[Instruction], slots: list[Any]) -> None:
+    """The inner loop: call each step on its input slots, store its outputs, free dead slots."""
+    for fn, ins, outs, frees, threads, single in program:
+        if threads:
+            set_threads(threads)
+        res = fn(*[slots[i] for i in ins])
+        if single:
+            slots[outs[0]] = res
+        else:
+            for o, v in zip(outs, res, strict=False):
+                slots[o] = v
+        for f in frees:
             slots[f] = None
+
+
+def resolve_ort_spin(requested: str, units: list[list[Node]], prims: list[list[Any]]) -> str:
+    """The spin mode of the plan's ONNX Runtime sessions. "auto": a plan that is one ORT session and nothing
+    else runs with ORT's own defaults ("on", exactly as ORT called directly); any other plan lets ORT workers
+    spin only while their run is in flight ("stop"), so that another session's or library's pool gets the
+    cores next. An explicit mode (chosen by measurement in `tune`, or by the user) is kept."""
+    if requested not in ("auto", *SPIN_MODES):
+        raise EdgetuneError(f"plan: unknown ort_spin {requested!r} (auto, {', '.join(SPIN_MODES)})")
+    if requested != "auto":
+        return requested
+    alone = len(units) == 1 and (len(units[0]) > 1 or prims[0][0].library == "onnxruntime")
+    return "on" if alone else "stop"
 
 
 def _prepare(build: Callable[[], Any], node: Node) -> Any:

@@ -49,6 +49,9 @@ class Plan:
     device: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    # How ONNX Runtime sessions' workers wait: "auto" (ORT's defaults when the plan is one ORT session, else
+    # spin only during a run), or "on" / "stop" / "off" as chosen by measurement (kernels.threads).
+    ort_spin: str = "auto"
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -105,6 +108,8 @@ class Plan:
 
     def hash(self) -> str:
         body = json.dumps({k: [c.primitive, c.threads] for k, c in sorted(self.choices.items())})
+        if self.ort_spin != "auto":
+            body += f"|ort_spin={self.ort_spin}"
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
     # ---- JSON -----------------------------------------------------------------------------
@@ -120,6 +125,7 @@ class Plan:
             "versions": self.versions,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "meta": self.meta,
+            "ort_spin": self.ort_spin,
             "nodes": {k: {"primitive": c.primitive, "threads": c.threads} for k, c in self.choices.items()},
         }
 
@@ -143,12 +149,15 @@ class Plan:
             choices = {
                 k: NodeChoice(str(v["primitive"]), int(v.get("threads", 1))) for k, v in d["nodes"].items()
             }
+            ort_spin = str(d.get("ort_spin", "auto"))
+            if ort_spin not in ("auto", "on", "stop", "off"):
+                raise ValueError(f"ort_spin {ort_spin!r} is not one of auto, on, stop, off")
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise EdgetuneError(f"{path}: not a valid edgetune plan ({e})") from None
         return cls(
             model=d.get("model", ""), graph_signature=d.get("graph_signature", ""), choices=choices,
             tolerance=d.get("tolerance"), device_id=d.get("device_id", ""), versions_id=d.get("versions_id", ""),
-            device=d.get("device", {}), versions=d.get("versions", {}), meta=d.get("meta", {}),
+            device=d.get("device", {}), versions=d.get("versions", {}), meta=d.get("meta", {}), ort_spin=ort_spin,
         )
 
     def check_graph(self, graph: Graph, source: str = "plan") -> None:

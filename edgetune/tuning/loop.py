@@ -16,6 +16,7 @@ from typing import Any
 
 from edgetune.errors import EdgetuneError
 from edgetune.kernels.ort_segments import fusable_primitive
+from edgetune.measure.overhead import executor_overhead
 from edgetune.modelsrc import ModelSource
 from edgetune.runtime.executor import Executor, default_feeds
 from edgetune.runtime.plan import NodeChoice, Plan
@@ -49,6 +50,7 @@ class Candidate:
     memory_bytes: int
     executor: Executor | None = None
     note: str = ""
+    ort_spin: str = "auto"
 
 
 def run_strategies(space: DesignSpace, cfg: TuneConfig) -> tuple[SearchResult, SearchResult, dict[str, Any]]:
@@ -87,9 +89,22 @@ def all_ort_choice(space: DesignSpace, graph: Any) -> list[int] | None:
     return choice
 
 
-def to_plan(graph: Any, space: DesignSpace, choice: list[int], meta: dict[str, Any]) -> Plan:
+def to_plan(graph: Any, space: DesignSpace, choice: list[int], meta: dict[str, Any], ort_spin: str = "auto") -> Plan:
     picks = choice_to_plan_choices(space, choice)
-    return Plan.for_graph(graph, {n: NodeChoice(p, t) for n, (p, t) in picks.items()}, meta=meta)
+    return Plan.for_graph(graph, {n: NodeChoice(p, t) for n, (p, t) in picks.items()}, meta=meta, ort_spin=ort_spin)
+
+
+def spin_variants(cands: list[Candidate]) -> list[Candidate]:
+    """For each candidate whose ONNX Runtime sessions share the cores with other steps (they spin only during
+    their run, "stop"), the same plan with ORT workers that never spin ("off"): which is faster depends on the
+    CPU and the plan, so both are measured end to end rather than decided by a rule."""
+    out = []
+    for c in cands:
+        ex = c.executor
+        if ex is not None and ex.ort_spin == "stop" and "onnxruntime" in ex.libraries:
+            out.append(Candidate(f"{c.name}, ORT workers never spin", c.choice, c.predicted_ms, c.memory_bytes,
+                                 note="same plan, ort_spin=off", ort_spin="off"))
+    return out
 
 
 def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summary: Any,
@@ -117,19 +132,13 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
     add(f"{cfg.strategy} best", chosen.best_choice)
     add("greedy (per-layer fastest)", get_strategy("greedy").search(space, 1, cfg.seed, cfg.objective,
                                                                      cfg.max_memory).best_choice)
-    add("whole graph in one ONNX Runtime session", all_ort_choice(space, graph))
+    add(WHOLE_GRAPH_ORT, all_ort_choice(space, graph))
     feeds = default_feeds(graph)
-    samples = None
-    for c in cands:
-        plan = to_plan(graph, space, c.choice, {})
-        try:
-            if samples is None and "int8" in plan.precisions:
-                from edgetune.runtime.executor import reference_samples
-
-                samples = reference_samples(graph)
-            c.executor = Executor(graph, plan, samples=samples, check_input=feeds, measure_memory=True)
-        except EdgetuneError as e:
-            c.note = f"refused: {e}"
+    samples: list[Any] = []
+    _prepare_candidates(graph, space, cands, feeds, samples)
+    variants_of_spin = spin_variants(cands)
+    _prepare_candidates(graph, space, variants_of_spin, feeds, samples)
+    cands += variants_of_spin
     runnable = [c for c in cands if c.executor is not None]
     if not runnable:
         raise EdgetuneError(f"no candidate plan for {graph.name} passed the output check: {cands[0].note}")
@@ -153,7 +162,10 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
         "strategy": cfg.strategy, "objective": cfg.objective, "chosen_candidate": best.name,
         "predicted_ms": best.predicted_ms, "measured_ms": best_row["median_ms"], "threads": cfg.threads,
         "precisions": list(cfg.precisions), "budget": cfg.budget,
-    })
+    }, ort_spin=best.executor.ort_spin)
+    verdict = peer_verdict(best, best_row, rows)
+    console.print(verdict["statement"])
+    overhead = executor_overhead(best.executor, feeds)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan_path = plan.save(out_dir / "plan.json")
     plan_mem = best.executor.memory().to_dict()
@@ -177,6 +189,8 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
                     "seconds": profile_summary.seconds, "excluded": len(profile_summary.excluded)},
         "candidates": [_cand_row(c, by_name, best) for c in cands],
         "comparison": rows,
+        "verdict": verdict,
+        "executor": {**overhead, "ort_spin": best.executor.ort_spin, "libraries": sorted(best.executor.libraries)},
     }
     report = _report_data(graph, space, info, cfg, strategies, exact, best, result, db)
     result["device"] = report["device"]
@@ -185,6 +199,57 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
     result["report"] = str(write_report(report, out_dir))
     (out_dir / "summary.json").write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+# The whole-graph fp32 peers a plan must not lose to (int8 peers change the numerics: not the same job).
+FP32_PEERS = ("onnxruntime fp32", "torch eager NCHW", "torch eager channels_last")
+WHOLE_GRAPH_ORT = "whole graph in one ONNX Runtime session"
+NOISE_FLOOR = 0.03
+
+
+def peer_verdict(best: Candidate, best_row: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the chosen plan stands against the fastest fp32 peer measured in the same run, in plain words.
+
+    Within noise means the medians differ by less than the larger of 3 % and half the wider relative
+    p10-p90 spread of the two."""
+    peers = [r for r in rows if r["variant"] in FP32_PEERS]
+    if not peers:
+        return {"statement": "no whole-graph peer was measured", "best_peer": None}
+    peer = min(peers, key=lambda r: r["median_ms"])
+    plan_ms, peer_ms = best_row["median_ms"], peer["median_ms"]
+    noise = max(NOISE_FLOOR, 0.5 * max(best_row["spread"], peer["spread"]))
+    speedup = peer_ms / plan_ms
+    within = abs(speedup - 1.0) <= noise
+    figures = f"{plan_ms:.2f} ms against {peer['variant']} called directly {peer_ms:.2f} ms"
+    if best.name.startswith(WHOLE_GRAPH_ORT) and (within or speedup > 1):
+        statement = (f"ONNX Runtime alone is the best plan on this CPU; edgetune's plan is that: {figures} "
+                     f"({speedup:.2f}x, noise band ±{noise * 100:.0f} %).")
+    elif within:
+        statement = f"edgetune's plan ties with the fastest peer within noise: {figures} (±{noise * 100:.0f} %)."
+    elif speedup > 1:
+        statement = f"edgetune's plan is {speedup:.2f}x faster than the fastest peer: {figures}."
+    else:
+        statement = (f"edgetune's plan is SLOWER than {peer['variant']} by {(1 / speedup - 1) * 100:.0f} %: {figures} "
+                     f"(beyond the ±{noise * 100:.0f} % noise band); use {peer['variant']} on this CPU.")
+    return {"statement": statement, "best_peer": peer["variant"], "best_peer_ms": peer_ms, "plan_ms": plan_ms,
+            "speedup_vs_best_peer": speedup, "within_noise": within, "noise_band": noise}
+
+
+def _prepare_candidates(graph: Any, space: DesignSpace, cands: list[Candidate], feeds: dict[str, Any],
+                        samples: list[Any]) -> None:
+    """Compile each candidate (checked against the reference); a refused one keeps the reason as its note.
+    `samples` caches the reference activations int8 candidates calibrate on (computed once, when needed)."""
+    from edgetune.runtime.executor import reference_samples
+
+    for c in cands:
+        plan = to_plan(graph, space, c.choice, {}, c.ort_spin)
+        try:
+            if not samples and "int8" in plan.precisions:
+                samples.append(reference_samples(graph))
+            c.executor = Executor(graph, plan, samples=samples[0] if samples else None, check_input=feeds,
+                                  measure_memory=True)
+        except EdgetuneError as e:
+            c.note = f"refused: {e}"
 
 
 def _timing_of(row: dict[str, Any]) -> Any:
@@ -233,7 +298,11 @@ def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfi
                      f"kernel: {', '.join(info.fallbacks[:10])}")
     if info.unmeasured:
         notes.append(f"converters without measurements (priced as infeasible): {', '.join(info.unmeasured[:10])}")
-    notes.append("Plans in fp32 only unless --precisions says otherwise; int8 comes with quantisation support.")
+    notes.insert(0, result["verdict"]["statement"])
+    e = result["executor"]
+    notes.append(f"The executor's own work (kernels stubbed out, measured): {e['per_step_us']:.2f} us per step, "
+                 f"{e['per_inference_us']:.1f} us per inference over {e['steps']} steps"
+                 + (f"; ONNX Runtime workers spin: {e['ort_spin']}." if "onnxruntime" in e["libraries"] else "."))
     comparison = []
     base = result["latency_ms"]["blas"]
     for r in result["comparison"]:
@@ -268,6 +337,7 @@ def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfi
                   "options_per_node": space.n_options, "fallbacks": info.fallbacks, "unmeasured": info.unmeasured},
         "layers": layers, "strategies": strategies, "optimum_ms": exact.meta.get("latency_ms", exact.best_cost),
         "pareto": pareto, "candidates": result["candidates"], "comparison": comparison,
+        "verdict": result["verdict"], "executor": result["executor"],
         "profile": {**result["profile"], "db": str(db.path)}, "plan_path": result["plan"], "notes": notes,
     }
 

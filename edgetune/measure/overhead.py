@@ -1,0 +1,42 @@
+"""The executor's own cost: what a plan pays per step beyond its kernels.
+
+Why measured: with ~70 steps a plan pays the executor's loop (slot reads and writes, frees, thread checks,
+Python calls) that many times per inference; DESIGN.md measured ~20 us per dispatch as 2 ms against a 4 ms
+model. `measure_dispatch` gives the search a per-step price; `executor_overhead` times a real plan's program
+with its kernels stubbed out (each returns what it returned on the real input), which is the executor's
+work and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgetune.measure.timing import Timing, time_callable
+from edgetune.runtime.executor import Executor, Step, compile_program, run_steps
+
+
+def measure_dispatch(steps: int = 200) -> Timing:
+    """The executor's own cost per step (slot reads/writes, thread check, call), per step in ms."""
+    prog = compile_program([Step("node", f"s{i}", lambda x: [x], [i], [i + 1], 1, "noop", [i]) for i in range(steps)])
+    slots: list[Any] = [None] * (steps + 1)
+
+    def once() -> None:
+        slots[0] = 1
+        run_steps(prog, slots)
+
+    t = time_callable(once, time_cap_s=0.3)
+    scale = 1.0 / steps
+    return Timing(t.median_ms * scale, t.p10_ms * scale, t.p90_ms * scale, t.min_ms * scale, t.spread, t.runs,
+                  t.foreign_cores, t.disturbed, t.ci_rel)
+
+
+def executor_overhead(ex: Executor, feeds: dict[str, np.ndarray], time_cap_s: float = 0.3) -> dict[str, float]:
+    """Microseconds the executor itself spends per inference of this plan, and per step (input checks
+    included, kernels excluded)."""
+    stub = ex.stub_program(feeds)
+    t = time_callable(lambda: ex.run_program(stub, feeds), time_cap_s=time_cap_s, max_runs=2000)
+    steps = max(len(stub), 1)
+    return {"steps": len(stub), "per_inference_us": t.median_ms * 1e3, "per_step_us": t.median_ms * 1e3 / steps,
+            "spread": t.spread}
