@@ -8,6 +8,7 @@ such as the clock frequency or the load.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib.metadata
@@ -15,6 +16,8 @@ import json
 import os
 import platform
 from typing import Any
+
+from edgetune.measure import arm
 
 KERNEL_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -29,6 +32,7 @@ FEATURES = {
             "FP16": ("asimdhp",), "SVE": ("sve",), "SVE2": ("sve2",)},
 }
 SYSFS_CPU = "/sys/devices/system/cpu"
+ARM_ARCHES = ("aarch64", "arm64")
 # Bumped when the way edgetune measures changes, so that a ProfileDB's old numbers are not reused as if
 # comparable (2: ONNX Runtime sessions spin during a run and stop after it, instead of never spinning).
 MEASUREMENT_PROTOCOL = "2"
@@ -69,22 +73,38 @@ def usable_cores() -> int:
 def fingerprint() -> dict[str, Any]:
     """CPU model, machine architecture, kernel-relevant ISA flags present, and usable core count
     (a fresh copy: callers may store or change it)."""
-    fp = _fingerprint()
-    return {**fp, "flags": list(fp["flags"])}
+    return copy.deepcopy(_fingerprint())
 
 
 @functools.cache
 def _fingerprint() -> dict[str, Any]:
-    model, flags = _cpuinfo()
     arch = platform.machine().lower()
-    if arch in ("arm64", "aarch64") and not flags:
-        flags = {"neon", "asimd"}  # every AArch64 CPU has Advanced SIMD
+    if arch in ARM_ARCHES:
+        return arm_fingerprint(_read("/proc/cpuinfo"), arch, SYSFS_CPU, arm.hwcaps(), arm.usable_cpus())
+    model, flags = _cpuinfo()
     return {
         "cpu": model or platform.processor() or "unknown",
         "arch": arch,
         "cores": usable_cores(),
         "flags": sorted(f for f in KERNEL_FLAGS if f in flags),
     }
+
+
+def arm_fingerprint(cpuinfo: str, arch: str, sysfs: str, caps: set[str] | None,
+                    usable: set[int] | None) -> dict[str, Any]:
+    """An Arm CPU: named by its core kinds ("4x Cortex-A55 + 4x Cortex-A76"), with its big.LITTLE clusters,
+    and the features the process really has (the auxiliary vector, else cpuinfo's Features line). Under
+    qemu-user, cpuinfo is the x86 host's and says so instead of naming a core."""
+    found = arm.clusters(cpuinfo, sysfs, usable)
+    flags = set(caps) if caps is not None else arm.features_from_cpuinfo(cpuinfo)
+    flags |= {"asimd"} if not flags else set()  # every AArch64 CPU has Advanced SIMD
+    if "asimd" in flags:
+        flags.add("neon")
+    foreign = not found and any("vendor_id" in b for b in arm.processors(cpuinfo))
+    cpu = arm.cpu_label(found) or ("unnamed Arm CPU (/proc/cpuinfo is another architecture's: emulated?)"
+                                   if foreign else "unnamed Arm CPU")
+    return {"cpu": cpu, "arch": arch, "cores": len(usable) if usable else usable_cores(),
+            "flags": sorted(f for f in KERNEL_FLAGS if f in flags), "clusters": found}
 
 
 def fingerprint_id() -> str:
@@ -219,7 +239,8 @@ def describe() -> dict[str, Any]:
     """Everything a reader of a figure needs about the machine: the fingerprint (and its id, which keys the
     ProfileDB), the features by name, SMT siblings and cache sizes (a fresh copy)."""
     fp = fingerprint()
-    return {**fp, "id": fingerprint_id(), "identity": cpu_identity(), "features": features(fp),
+    return {**fp, "id": fingerprint_id(), "identity": cpu_identity(), "board": arm.board(_read("/proc/cpuinfo")),
+            "features": features(fp),
             "smt_threads_per_core": smt_threads_per_core(_first_usable_cpu()), "caches": caches(_first_usable_cpu())}
 
 
