@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edgetune tests bench
+	$(VENV)/bin/ruff check edgetune tests bench tools
 
 # Resolve the newest versions pyproject.toml allows in a scratch environment and write them to the lock.
 lock:

@@ -33,13 +33,17 @@ class ModelSource:
 
 def open_model(spec: str, *, batch: int = 1) -> ModelSource:
     """Load the model named by `spec` (file path or zoo name) and optimise its graph."""
-    from edgetune import zoo
     from edgetune.graph import load_graph, load_onnx
 
     path = Path(spec)
     if path.suffix.lower() == ".onnx" or path.exists() or "/" in spec:
         proto = load_onnx(path)
         return ModelSource(load_graph(proto, name=path.stem, batch=batch), proto, None)
+    try:
+        from edgetune import zoo  # the zoo's builders are torch modules: loaded only for zoo names
+    except ImportError as e:
+        raise EdgetuneError(f"zoo model {spec!r} needs {e.name or 'torch'}, which is not installed here; "
+                            "give an .onnx file instead") from None
     names = [e.name for e in zoo.list_models()]
     if spec not in names:
         raise EdgetuneError(f"model {spec!r} is neither an .onnx file nor a zoo model (zoo: {', '.join(names)})")

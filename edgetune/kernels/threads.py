@@ -27,9 +27,12 @@ def set_threads(n: int) -> None:
     global _current
     if n == _current:
         return
-    import torch
-
-    torch.set_num_threads(n)
+    try:
+        import torch  # optional: absent on boards where PyPI's torch cannot run (ARMv8.0 cores)
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(n)
     try:
         _blas_limiter().limit(limits=n, user_api="blas")
     except Exception:  # noqa: BLE001 - a BLAS threadpoolctl cannot see is not fatal
