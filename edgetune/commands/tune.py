@@ -10,13 +10,14 @@ from rich.table import Table
 
 from edgetune.commands.profile import add_db_arguments, run_profile, thread_counts
 from edgetune.errors import EdgetuneError
-from edgetune.modelsrc import DEFAULT_MODEL, open_model
+from edgetune.modelsrc import DEFAULT_MODEL, add_model_arguments, open_model_args
 
 PRECISIONS = ("fp32", "fp16w", "int8")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"zoo name or .onnx path (default {DEFAULT_MODEL})")
+    add_model_arguments(p)
     p.add_argument("--out", help="output folder (default runs/<model>-<time>)")
     p.add_argument("--strategy", default="qlearning", help="qlearning (default), exact, greedy, random, anneal, optuna")
     p.add_argument("--budget", type=int, default=1000, help="plan evaluations for the strategy (default 1000)")
@@ -55,7 +56,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.tuning.loop import default_out_dir, tune
 
     cfg = _config(args)
-    src = open_model(args.model)
+    src = open_model_args(args)
     out = Path(args.out) if args.out else default_out_dir(src.graph.name)
     db, summary = run_profile(src.graph, args)
     if summary.new_measurements == 0:

@@ -79,7 +79,7 @@ def unavailable() -> dict[str, str]:
 
 def candidates(node: Node, graph: Graph) -> list[tuple[Primitive, str | None]]:
     """Every registered primitive for the node's op type, with None or the reason it does not apply."""
-    return [(p, p.supports(node, graph)) for p in primitives() if node.op in p.op_types]
+    return [(p, p.supports(node, graph)) for p in primitives() if p.runs(node.op)]
 
 
 def converters() -> list[Converter]:

@@ -277,7 +277,7 @@ class Executor:
                 raise EdgetuneError(
                     f"input {name!r} has shape {tuple(x.shape)}, the model expects {self.graph.shape(name)}"
                 )
-            slots[slot] = np.ascontiguousarray(x, dtype=np.float32)
+            slots[slot] = np.ascontiguousarray(x, dtype=self.graph.dtype(name))
         run_steps(self.steps, slots)
         return {name: slots[s] for name, s in zip(self.graph.outputs, self._out_slots, strict=True)}
 
@@ -345,6 +345,9 @@ _LIBRARY_STARTUP = {"numpy": "openblas", "numpy-reference": "openblas", "onnxrun
 def sample_input(graph: Graph, value: str, fmt: Format, sample: np.ndarray | None = None) -> Any:
     """A stand-in input for `value` in format `fmt`: `sample` (or N(0, 1) values) converted from NCHW fp32."""
     shape = graph.shape(value)
+    if graph.dtype(value) != "float32":  # token ids, masks: plain arrays of their own dtype (see Format)
+        return np.ascontiguousarray(sample) if sample is not None else stand_in_input(graph, value,
+                                                                                      np.random.default_rng(0))
     x = sample if sample is not None else np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if fmt.key == FP32.key:
@@ -383,7 +386,7 @@ def _resolve(name: str, node: Node, graph: Graph):  # noqa: ANN202 - returns a P
         why = registry.unavailable().get(name)
         extra = f" ({why})" if why else ""
         raise EdgetuneError(f"plan names unknown primitive {name!r} for node {node.name!r}{extra}") from None
-    if node.op not in prim.op_types:
+    if not prim.runs(node.op):
         raise EdgetuneError(f"primitive {name} does not run {node.op} (node {node.name!r})")
     reason = prim.supports(node, graph)
     if reason:
@@ -391,10 +394,33 @@ def _resolve(name: str, node: Node, graph: Graph):  # noqa: ANN202 - returns a P
     return prim
 
 
+def _index_bound(graph: Graph, value: str) -> int:
+    """The largest valid index count for an integer input: the gathered axis of every constant table it
+    indexes (token ids into an embedding), else 2."""
+    bounds = [2]
+    for n in graph.consumers(value):
+        if n.op == "Gather" and len(n.inputs) > 1 and n.inputs[1] == value and n.inputs[0] in graph.initializers:
+            bounds.append(int(graph.initializers[n.inputs[0]].shape[int(n.attr("axis", 0))]))
+    return min(bounds) if len(bounds) == 1 else min(bounds[1:])
+
+
+def stand_in_input(graph: Graph, value: str, rng: np.random.Generator) -> np.ndarray:
+    """A stand-in for graph input `value` from its declared dtype and shape: N(0, 1) floats (like a
+    normalised image or MFCCs), integers in [0, the table size they index), random booleans."""
+    shape, dtype = graph.shape(value), np.dtype(graph.dtype(value))
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.integers(0, _index_bound(graph, value), shape).astype(dtype)
+
+
 def default_feeds(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    """A realistic stand-in input: N(0, 1) values, like a normalised image."""
+    """The graph's example inputs (`--inputs FILE.npz`) when given, else stand-ins per input."""
+    if graph.example_feeds:
+        return {k: v.copy() for k, v in graph.example_feeds.items()}
     rng = np.random.default_rng(seed)
-    return {i: rng.standard_normal(graph.shape(i)).astype(np.float32) for i in graph.inputs}
+    return {i: stand_in_input(graph, i, rng) for i in graph.inputs}
 
 
 def reference_samples(graph: Graph, feeds: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:

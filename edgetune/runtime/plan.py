@@ -16,6 +16,7 @@ from typing import Any
 
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
+from edgetune.runtime.reference import reference_primitive_name
 
 PLAN_FORMAT = 1
 BUILTIN_PLANS = ("reference", "blas")
@@ -59,7 +60,7 @@ class Plan:
             raise EdgetuneError(f"unknown built-in plan {name!r} (built-ins: {', '.join(BUILTIN_PLANS)})")
         choices = {}
         for n in graph.nodes:
-            prim = f"ref.{n.op.lower()}"
+            prim = reference_primitive_name(n.op)
             if name == "blas":
                 if n.op == "Conv":
                     prim = "conv.im2col.numpy"

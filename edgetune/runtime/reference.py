@@ -329,6 +329,63 @@ def _pad(node: Node, inputs: Inputs) -> Arr:
     return np.pad(x, width, mode=mode)
 
 
+def _erf(x: Arr) -> Arr:
+    from scipy.special import erf  # scipy is a dependency already (HiGHS MILP)
+
+    return erf(x)
+
+
+def _gelu(node: Node, inputs: Inputs) -> Arr:
+    """Opset-20 Gelu: exact (erf) or the tanh approximation."""
+    x = _f64(inputs[0])
+    if node.attr("approximate", "none") == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _layernorm(node: Node, inputs: Inputs) -> list[Arr]:
+    """LayerNormalization over axes `axis`.. (default -1), then scale and bias; only output 0."""
+    x = _f64(inputs[0])
+    axis = int(node.attr("axis", -1)) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + float(node.attr("epsilon", 1e-5))) * _f64(inputs[1])
+    bias = _arg(inputs, 2)
+    return [y + _f64(bias) if bias is not None else y]
+
+
+def _instancenorm(node: Node, inputs: Inputs) -> Arr:
+    """InstanceNormalization: per sample and channel over the spatial axes, then scale[c], bias[c]."""
+    x = _f64(inputs[0])
+    axes = tuple(range(2, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return (x - mean) / np.sqrt(var + float(node.attr("epsilon", 1e-5))) * _f64(inputs[1]).reshape(shape) \
+        + _f64(inputs[2]).reshape(shape)
+
+
+def _prelu(node: Node, inputs: Inputs) -> Arr:
+    x, slope = _f64(inputs[0]), _f64(inputs[1])
+    return np.where(x >= 0, x, x * slope)
+
+
+def _in_float64(node: Node, inputs: Inputs) -> list[Arr]:
+    """A constant_ops kernel (Sum, Pow, Sqrt, Gather, Where, Expand, Tile, Split, Reduce*, Cast, ...) on
+    float64 copies of float inputs: one implementation, computed at the reference's precision."""
+    from edgetune.graph.constant_ops import eval_constant_node  # lazy: graph must not need runtime
+
+    outs = eval_constant_node(node, [None if x is None else _f64(x) for x in inputs])
+    return list(outs or [])
+
+
+_F64_CONSTANT_OPS = ("Slice", "Sum", "Pow", "Sqrt", "Gather", "Where", "Expand", "Tile", "Split", "ReduceMean",
+                     "ReduceSum", "ReduceMax", "ReduceMin", "Cast", "Neg", "Abs", "Exp", "Log",
+                     "Reciprocal", "Min", "Max", "Equal", "Less", "Greater", "Not", "And", "Or")
+"""Ops whose reference kernel is constant_ops' NumPy one, in float64."""
+
+
 def _identity(node: Node, inputs: Inputs) -> list[Arr]:
     outs = [inputs[0]]
     if len(node.outputs) > 1 and node.outputs[1]:  # Dropout's mask: inference keeps everything
@@ -358,10 +415,22 @@ _OPS: dict[str, Callable[[Node, Inputs], Arr | list[Arr]]] = {
     "LRN": _lrn,
     "Identity": _identity,
     "Dropout": _identity,
+    **{op: _in_float64 for op in _F64_CONSTANT_OPS},
+    "Erf": lambda n, i: _erf(_f64(i[0])),
+    "Gelu": _gelu,
+    "LayerNormalization": _layernorm,
+    "InstanceNormalization": _instancenorm,
+    "PRelu": _prelu,
 }
 
 REFERENCE_OPS: frozenset[str] = frozenset(_OPS)
-"""Op types with a reference kernel here (others go to `constant_ops.eval_constant_node`)."""
+"""Op types with a reference kernel here; others go to `constant_ops.eval_constant_node`, then to ONNX's
+own reference implementation (`runtime/onnx_reference.py`)."""
+
+
+def reference_primitive_name(op: str) -> str:
+    """The `ref.*` primitive that runs op type `op` (`ref.onnx` when it has no kernel here)."""
+    return f"ref.{op.lower()}" if op in REFERENCE_OPS else "ref.onnx"
 
 
 def _finish(y: Arr) -> Arr:
@@ -388,11 +457,10 @@ def run_node(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
                                             f"{[o for o in node.outputs[1:] if o]} are not supported")
         else:
             from edgetune.graph.constant_ops import eval_constant_node  # lazy: graph must not need runtime
+            from edgetune.runtime.onnx_reference import run_onnx_reference
 
             fallback = eval_constant_node(node, inputs)
-            if fallback is None:
-                raise UnsupportedModelError(f"no reference kernel for {node.op} (node {node.name})")
-            outs = list(fallback)
+            outs = list(fallback) if fallback is not None else run_onnx_reference(node, inputs)
         if node.activation is not None:
             outs[0] = activate(outs[0], node.activation)
     except EdgetuneError:
