@@ -81,4 +81,10 @@ def render(result: dict[str, Any], console: Any) -> None:
                   f"{srch['evaluations']} evaluations; exact optimum {srch['optimum_ms']:.2f} ms predicted "
                   f"(design space 10^{srch['design_space_log10']:.0f} plans). Chosen by measurement: "
                   f"{srch['chosen_candidate']}.")
+    shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in result.get("input_shapes", {}).items())
+    upgraded = result.get("upgraded_from_opset")
+    generic = result.get("generic_nodes") or {}
+    console.print(f"input shape: {shapes}" + (f"; upgraded from opset {upgraded}" if upgraded else "")
+                  + (f"; {len(generic)} node(s) on a generic backend ({', '.join(sorted(set(generic.values())))})"
+                     if generic else ""))
     console.print(f"plan: {result['plan']}\nreport: {result['report']}")

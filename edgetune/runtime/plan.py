@@ -33,6 +33,15 @@ def graph_signature(graph: Graph) -> str:
     return h.hexdigest()[:16]
 
 
+def input_shapes(graph: Graph) -> dict[str, list[int]]:
+    """The concrete shape of every graph input (what a plan is made for)."""
+    return {i: [int(d) for d in graph.shape(i)] for i in graph.inputs}
+
+
+def _shapes_text(shapes: dict[str, list[int]]) -> str:
+    return ", ".join(f"{k}={'x'.join(str(d) for d in v)}" for k, v in shapes.items())
+
+
 @dataclass
 class NodeChoice:
     primitive: str
@@ -71,8 +80,10 @@ class Plan:
 
     @classmethod
     def for_graph(cls, graph: Graph, choices: dict[str, NodeChoice], **kw: Any) -> Plan:
+        """A plan for `graph` on this device; `meta` records the concrete input shapes it was made for."""
         from edgetune.measure.device import fingerprint, fingerprint_id, library_versions, versions_id
 
+        kw["meta"] = {**kw.get("meta", {}), "input_shapes": input_shapes(graph)}
         return cls(
             model=graph.name, graph_signature=graph_signature(graph), choices=choices,
             device_id=fingerprint_id(), versions_id=versions_id(), device=fingerprint(),
@@ -153,7 +164,13 @@ class Plan:
         )
 
     def check_graph(self, graph: Graph, source: str = "plan") -> None:
-        """Refuse a plan made for another model (different graph) or missing nodes."""
+        """Refuse a plan made for another model (different graph), another input shape, or missing nodes."""
+        made_for, now = self.meta.get("input_shapes"), input_shapes(graph)
+        if made_for and self.model == graph.name and made_for != now:
+            raise EdgetuneError(
+                f"{source} was made for input shape {_shapes_text(made_for)} of {self.model!r}, not "
+                f"{_shapes_text(now)}; tune again with --input-shape for this shape"
+            )
         if self.graph_signature and self.graph_signature != graph_signature(graph):
             raise EdgetuneError(
                 f"{source} was made for model {self.model!r} (graph {self.graph_signature}), "
