@@ -50,17 +50,23 @@ ONE_NODE_CASES = {
     "Pow": (17, {"x": np.abs(w(2, 3)) + 0.1}, {"e": np.array(1.7, np.float32)}, {}),
     "Where": (17, {"c": RNG.integers(0, 2, (2, 3)).astype(bool), "x": w(2, 3)}, {"y": w(3)}, {}),
     "ReduceMean": (18, {"x": w(2, 3, 4)}, {"axes": np.array([-1], np.int64)}, {"keepdims": 1}),
-    # no kernel of edgetune's own: onnx.reference is the ground truth
     "ConvTranspose": (17, {"x": w(1, 3, 4, 4)}, {"W": w(3, 2, 2, 2)}, {"strides": [2, 2]}),
+    "ConvTranspose-grouped": (17, {"x": w(2, 4, 5, 3)}, {"W": w(4, 3, 3, 2), "B": w(6)},
+                              {"strides": [2, 3], "pads": [1, 0, 0, 1], "group": 2, "dilations": [1, 2],
+                               "output_padding": [1, 0]}),
+    # no kernel of edgetune's own: onnx.reference is the ground truth
+    "ConvTranspose-auto_pad": (17, {"x": w(1, 2, 3, 3)}, {"W": w(2, 2, 3, 3)},
+                               {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
     "Resize": (17, {"x": w(1, 2, 3, 3)}, {"roi": np.array([], np.float32), "sc": np.array([1, 1, 2, 2], np.float32)},
                {"mode": "linear"}),
     "Einsum": (17, {"a": w(2, 3), "b": w(3, 4)}, {}, {"equation": "ij,jk->ik"}),
 }
 
 
-@pytest.mark.parametrize("op", list(ONE_NODE_CASES))
-def test_reference_of_new_ops_matches_ort(op: str) -> None:
-    opset, dyn, consts, attrs = ONE_NODE_CASES[op]
+@pytest.mark.parametrize("case", list(ONE_NODE_CASES))
+def test_reference_of_new_ops_matches_ort(case: str) -> None:
+    opset, dyn, consts, attrs = ONE_NODE_CASES[case]
+    op = case.split("-")[0]
     names = list(dyn) + list(consts)
     m = mk([helper.make_node(op, names, ["out"], **attrs)],
            [vi(k, list(v.shape), helper.np_dtype_to_tensor_dtype(v.dtype)) for k, v in dyn.items()],
@@ -170,3 +176,21 @@ def test_plan_refused_for_another_input_shape(tmp_path: Path) -> None:
     for bad in ("ids", "ids=1xq", "=1x2", "ids=0x6"):
         with pytest.raises(EdgetuneError, match="expected NAME=DxDx"):
             parse_input_shapes([bad])
+
+
+def test_decoder_and_transformer_ops_get_verified_primitives() -> None:
+    """ConvTranspose and LayerNormalization: torch and ORT primitives beside the reference, each verified."""
+    from edgetune.graph import load_graph
+    from edgetune.kernels.verify import verify_node
+
+    nodes = [helper.make_node("ConvTranspose", ["x", "W", "B"], ["u"], name="up", strides=[2, 2], pads=[1, 1, 1, 1],
+                             output_padding=[1, 1], kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["u"], ["r"], name="relu"),
+             helper.make_node("LayerNormalization", ["r", "s", "b"], ["y"], name="ln", axis=-1, epsilon=1e-5)]
+    m = mk(nodes, [vi("x", [1, 4, 5, 5])], [vi("y", [1, 3, 10, 10])],
+           {"W": w(4, 3, 3, 3, scale=0.3), "B": w(3), "s": w(10), "b": w(10)})
+    g = load_graph(m)
+    assert [n.op for n in g.nodes] == ["ConvTranspose", "Relu", "LayerNormalization"]
+    for node, fast in (("up", "convtranspose.torch"), ("ln", "layernorm.torch")):
+        res = verify_node(g.node(node), g)
+        assert {fast, "op.ort", f"ref.{g.node(node).op.lower()}"} <= {k for k, r in res.items() if r.ok}, res

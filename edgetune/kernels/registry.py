@@ -24,6 +24,7 @@ PROVIDER_MODULES = (
     "edgetune.kernels.numba_conv",
     "edgetune.kernels.torch_conv",
     "edgetune.kernels.torch_int8",
+    "edgetune.kernels.torch_ops",
     "edgetune.kernels.ort_prims",
     "edgetune.kernels.converters",
 )

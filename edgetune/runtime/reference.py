@@ -366,6 +366,38 @@ def _instancenorm(node: Node, inputs: Inputs) -> Arr:
         + _f64(inputs[2]).reshape(shape)
 
 
+def _conv_transpose(node: Node, inputs: Inputs) -> Arr:
+    """Grouped N-d transposed convolution: per kernel tap, one batched matmul over (group, channels),
+    scattered (strided, dilated) into the full output, which pads then crop. `output_shape` and
+    auto_pad are left to onnx.reference (raised as unsupported here)."""
+    if node.attr("output_shape") is not None or node.attr("auto_pad", "NOTSET") not in ("NOTSET", "", None):
+        raise _NoKernel
+    x, wt = _f64(inputs[0]), _f64(inputs[1])
+    n, c, *sp = x.shape
+    g = int(node.attr("group", 1))
+    mg, ks = wt.shape[1], wt.shape[2:]
+    k = len(sp)
+    strides, dil = _spatial(node, "strides", k, 1), _spatial(node, "dilations", k, 1)
+    pads, extra = _spatial(node, "pads", 2 * k, 0), _spatial(node, "output_padding", k, 0)
+    full = [(sp[i] - 1) * strides[i] + (ks[i] - 1) * dil[i] + 1 + extra[i] for i in range(k)]
+    y = np.zeros((n, g, mg, *full))
+    xg = x.reshape(n, g, c // g, -1)
+    wg = wt.reshape(g, c // g, mg, *ks)
+    for tap in itertools.product(*(range(kk) for kk in ks)):
+        contrib = np.einsum("ngcp,gcm->ngmp", xg, wg[(slice(None), slice(None), slice(None), *tap)])
+        idx = tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in zip(tap, dil, strides, sp, strict=True))
+        y[(slice(None), slice(None), slice(None), *idx)] += contrib.reshape(n, g, mg, *sp)
+    y = y.reshape(n, g * mg, *full)
+    crop = tuple(slice(pads[i], full[i] - pads[k + i]) for i in range(k))
+    y = y[(slice(None), slice(None), *crop)]
+    bias = _arg(inputs, 2)
+    return y + _f64(bias).reshape(1, -1, *([1] * k)) if bias is not None else y
+
+
+class _NoKernel(Exception):
+    """This configuration of the op is left to onnx.reference."""
+
+
 def _prelu(node: Node, inputs: Inputs) -> Arr:
     x, slope = _f64(inputs[0]), _f64(inputs[1])
     return np.where(x >= 0, x, x * slope)
@@ -421,6 +453,7 @@ _OPS: dict[str, Callable[[Node, Inputs], Arr | list[Arr]]] = {
     "LayerNormalization": _layernorm,
     "InstanceNormalization": _instancenorm,
     "PRelu": _prelu,
+    "ConvTranspose": _conv_transpose,
 }
 
 REFERENCE_OPS: frozenset[str] = frozenset(_OPS)
@@ -450,7 +483,12 @@ def run_node(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     fn = _OPS.get(node.op)
     try:
         if fn is not None:
-            out = fn(node, inputs)
+            try:
+                out = fn(node, inputs)
+            except _NoKernel:
+                from edgetune.runtime.onnx_reference import run_onnx_reference
+
+                out = run_onnx_reference(node, inputs)
             outs = out if isinstance(out, list) else [out]
             if node.op in ("MaxPool", "BatchNormalization") and any(node.outputs[1:]):
                 raise UnsupportedModelError(f"{node.op} node {node.name}: extra outputs "
