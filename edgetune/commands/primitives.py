@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _registry() -> dict[str, Any]:
     rows = []
     for p in sorted(registry.primitives(), key=lambda p: p.name):
-        rows.append({"name": p.name, "library": p.library, "ops": sorted(p.op_types), "precision": p.precision,
+        rows.append({"name": p.name, "library": p.library, "ops": p.ops_label(), "precision": p.precision,
                      "tolerance": p.tolerance})
     convs = [{"name": c.name, "library": c.library, "from": c.src.key, "to": c.dst.key}
              for c in registry.converters()]

@@ -118,6 +118,10 @@ class Primitive(ABC):
         op; `supports` then decides per node)."""
         return op in self.op_types
 
+    def ops_label(self) -> list[str]:
+        """The op types as users see them (`edgetune primitives`)."""
+        return sorted(self.op_types)
+
     @abstractmethod
     def supports(self, node: Node, graph: Graph) -> str | None:
         """None when this primitive can run `node`; otherwise a short reason (shown to users)."""

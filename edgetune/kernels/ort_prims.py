@@ -207,6 +207,9 @@ class OrtNode(Primitive):
         whether ORT really runs a node is settled by verification (prepare fails otherwise)."""
         return op not in DEDICATED_OPS if self.any_op else op in self.op_types
 
+    def ops_label(self) -> list[str]:
+        return [f"any op except {', '.join(sorted(DEDICATED_OPS))}"] if self.any_op else sorted(self.op_types)
+
     def supports(self, node: Node, graph: Graph) -> str | None:
         if node.op == "Conv":
             if node.inputs[1] not in graph.initializers:

@@ -34,6 +34,9 @@ class ReferencePrimitive(Primitive):
     def runs(self, op: str) -> bool:
         return op == self.op if self.op else op not in REFERENCE_OPS
 
+    def ops_label(self) -> list[str]:
+        return [self.op] if self.op else ["any op without a ref.<op> kernel (constant_ops, onnx.reference)"]
+
     def supports(self, node: Node, graph: Graph) -> str | None:
         if not self.runs(node.op):
             return f"runs {self.op or 'ops without a reference kernel'} only"
