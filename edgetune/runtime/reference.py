@@ -394,6 +394,63 @@ def _conv_transpose(node: Node, inputs: Inputs) -> Arr:
     return y + _f64(bias).reshape(1, -1, *([1] * k)) if bias is not None else y
 
 
+_SOURCE_COORD: dict[str, Callable[[Arr, float, int, int], Arr]] = {
+    "half_pixel": lambda x, s, n_in, n_out: (x + 0.5) / s - 0.5,
+    "pytorch_half_pixel": lambda x, s, n_in, n_out: (x + 0.5) / s - 0.5 if n_out > 1 else x * 0.0,
+    "align_corners": lambda x, s, n_in, n_out: x * ((n_in - 1) / (n_out - 1)) if n_out > 1 else x * 0.0,
+    "asymmetric": lambda x, s, n_in, n_out: x / s,
+    "tf_half_pixel_for_nn": lambda x, s, n_in, n_out: (x + 0.5) / s,
+}
+_NEAREST: dict[str, Callable[[Arr], Arr]] = {
+    "round_prefer_floor": lambda c: np.ceil(c - 0.5),
+    "round_prefer_ceil": lambda c: np.floor(c + 0.5),
+    "floor": np.floor,
+    "ceil": np.ceil,
+}
+
+
+def _resize_axis(x: Arr, axis: int, n_out: int, scale: float, node: Node) -> Arr:
+    """Resample one axis (nearest or linear) with the node's coordinate transformation."""
+    n_in = x.shape[axis]
+    coord = _SOURCE_COORD[node.attr("coordinate_transformation_mode", "half_pixel")](
+        np.arange(n_out, dtype=np.float64), scale, n_in, n_out)
+    if node.attr("mode", "nearest") == "nearest":
+        idx = np.clip(_NEAREST[node.attr("nearest_mode", "round_prefer_floor")](coord), 0, n_in - 1)
+        return np.take(x, idx.astype(np.int64), axis=axis)
+    coord = np.clip(coord, 0, n_in - 1)
+    lo = np.floor(coord).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    frac = (coord - lo).reshape(shape)
+    return np.take(x, lo, axis=axis) * (1.0 - frac) + np.take(x, hi, axis=axis) * frac
+
+
+def _resize(node: Node, inputs: Inputs) -> Arr:
+    """Resize (and Upsample, which the opset upgrade turns into it): nearest or (bi)linear, one axis at
+    a time, from scales or sizes. Cubic, antialias, axes, keep_aspect_ratio and tf_crop_and_resize are
+    left to onnx.reference."""
+    mode, ctm = node.attr("mode", "nearest"), node.attr("coordinate_transformation_mode", "half_pixel")
+    if mode not in ("nearest", "linear") or ctm not in _SOURCE_COORD or node.attr("antialias", 0) \
+            or node.attr("axes") is not None or node.attr("keep_aspect_ratio_policy", "stretch") != "stretch" \
+            or node.attr("nearest_mode", "round_prefer_floor") not in _NEAREST:
+        raise _NoKernel
+    x = _f64(inputs[0])
+    scales, sizes = _arg(inputs, 2), _arg(inputs, 3)
+    if sizes is not None and sizes.size:
+        out = [int(v) for v in sizes.reshape(-1)]
+        factors = [o / i for o, i in zip(out, x.shape, strict=True)]
+    elif scales is not None and scales.size:
+        factors = [float(v) for v in scales.reshape(-1)]
+        out = [int(math.floor(i * f)) for i, f in zip(x.shape, factors, strict=True)]
+    else:
+        raise _NoKernel
+    for axis, (n_out, f) in enumerate(zip(out, factors, strict=True)):
+        if n_out != x.shape[axis] or f != 1.0:
+            x = _resize_axis(x, axis, n_out, f, node)
+    return x
+
+
 class _NoKernel(Exception):
     """This configuration of the op is left to onnx.reference."""
 
@@ -454,6 +511,7 @@ _OPS: dict[str, Callable[[Node, Inputs], Arr | list[Arr]]] = {
     "InstanceNormalization": _instancenorm,
     "PRelu": _prelu,
     "ConvTranspose": _conv_transpose,
+    "Resize": _resize,
 }
 
 REFERENCE_OPS: frozenset[str] = frozenset(_OPS)
