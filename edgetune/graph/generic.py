@@ -116,7 +116,11 @@ def _run_once(model: onnx.ModelProto, node: Node, graph: Graph) -> list[np.ndarr
 
 def infer_generic(node: Node, graph: Graph) -> None:
     """Set `graph.values` (static shape, dtype) for the outputs of a generic node."""
-    model = _graph_model(node, graph)
+    try:
+        model = _graph_model(node, graph)
+    except Exception as e:  # noqa: BLE001 - attributes onnx.helper cannot write back
+        raise UnsupportedModelError(f"node {node.name} ({node.op}): cannot build its one-node model: "
+                                    f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
     found = _inferred(model, node)
     outs = [o for o in node.outputs if o]
     if any(o not in found or None in found[o][0] for o in outs):
