@@ -209,3 +209,17 @@ def test_decoder_and_transformer_ops_get_verified_primitives() -> None:
     for node, fast in (("up", "convtranspose.torch"), ("ln", "layernorm.torch")):
         res = verify_node(g.node(node), g)
         assert {fast, "op.ort", f"ref.{g.node(node).op.lower()}"} <= {k for k, r in res.items() if r.ok}, res
+
+
+def test_cli_takes_input_shapes_and_inputs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path, npz = tmp_path / "tokens.onnx", tmp_path / "in.npz"
+    onnx.save(_token_model(), path)
+    res = run_json(capsys, "inspect", str(path), "--input-shape", "ids=2x6", "--input-shape", "bias=2x6x16")
+    assert res["inputs"] == {"ids": [2, 6], "bias": [2, 6, 16]}
+    np.savez(npz, ids=np.arange(12, dtype=np.int64).reshape(2, 6), bias=w(2, 6, 16))
+    ran = run_json(capsys, "run", str(path), "--plan", "blas", "--input-shape", "ids=2x6",
+                   "--input-shape", "bias=2x6x16", "--inputs", str(npz), "--time-cap", "0.05")
+    assert ran["outputs"] == {"logits": [2, 6, 5], "best": [2, 6]} and ran["max_rel_error_vs_reference"] < 1e-5
+    rc = main(["inspect", str(path), "--input-shape", "ids:2x6"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "expected NAME=DxDx" in err and len(err.strip().splitlines()) == 1
