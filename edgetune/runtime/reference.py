@@ -344,7 +344,10 @@ def _gelu(node: Node, inputs: Inputs) -> Arr:
 
 
 def _layernorm(node: Node, inputs: Inputs) -> list[Arr]:
-    """LayerNormalization over axes `axis`.. (default -1), then scale and bias; only output 0."""
+    """LayerNormalization over axes `axis`.. (default -1), then scale and bias; the optional mean and
+    inverse std outputs, when a model uses them, are left to onnx.reference."""
+    if any(node.outputs[1:]):
+        raise _NoKernel
     x = _f64(inputs[0])
     axis = int(node.attr("axis", -1)) % x.ndim
     axes = tuple(range(axis, x.ndim))
