@@ -223,3 +223,15 @@ def test_cli_takes_input_shapes_and_inputs(capsys: pytest.CaptureFixture[str], t
     rc = main(["inspect", str(path), "--input-shape", "ids:2x6"])
     err = capsys.readouterr().err
     assert rc == 2 and "expected NAME=DxDx" in err and len(err.strip().splitlines()) == 1
+
+
+def test_token_model_tunes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Profiling, search and the measured comparison all run on int64 token ids and two outputs."""
+    path = tmp_path / "tokens.onnx"
+    onnx.save(_token_model(), path)
+    res = run_json(capsys, "tune", str(path), "--db", str(tmp_path / "db.sqlite"), "--threads", "1",
+                   "--time-cap", "0.05", "--compare-time", "0.5", "--quick", "--budget", "50",
+                   "--out", str(tmp_path / "run"))
+    assert res["input_shapes"] == {"ids": [1, 6], "bias": [1, 6, 16]} and res["generic_nodes"] == {"argmax": "ArgMax"}
+    assert Plan.load(res["plan"]).meta["input_shapes"] == res["input_shapes"]
+    assert all(c["max_rel_error"] is None or c["max_rel_error"] < 1e-4 for c in res["candidates"])
