@@ -82,44 +82,84 @@ def test_truncated_file(tmp_path: Path) -> None:
         assert p.name in one_line_error(e)
 
 
-def test_unsupported_ops_all_listed(tmp_path: Path) -> None:
+def test_non_standard_ops_all_listed(tmp_path: Path) -> None:
     nodes = [
-        helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["sel"], name="nms_1"),
-        helper.make_node("TopK", ["x", "k"], ["v1", "i1"], name="topk_3"),
+        helper.make_node("FancyOp", ["x"], ["a"], name="fancy_1"),
         helper.make_node("Relu", ["x"], ["r"], name="relu_5"),
-        helper.make_node("TopK", ["r", "k"], ["v2", "i2"], name="topk_7"),
+        helper.make_node("FancyOp", ["r"], ["b"], name="fancy_7"),
+        helper.make_node("Boxes", ["x"], ["c"], name="boxes_2", domain="com.example"),
     ]
-    m = mk(nodes, [vi("x", [1, 10]), vi("boxes", [1, 4, 4]), vi("scores", [1, 1, 4])],
-           [vi("sel", [None, 3], TensorProto.INT64), vi("v1", [1, 3]), vi("v2", [1, 3])],
-           {"k": np.array([3], np.int64)})
+    m = mk(nodes, [vi("x", [1, 10])], [vi("a", [1, 10]), vi("b", [1, 10]), vi("c", [1, 10])])
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
     p = tmp_path / "model.onnx"
     onnx.save(m, p)
     with pytest.raises(UnsupportedModelError) as e:
         load_graph(p)
-    assert one_line_error(e) == f"unsupported ops in {p}: NonMaxSuppression (nms_1), TopK (topk_3, topk_7)"
+    assert one_line_error(e) == f"unsupported ops in {p}: FancyOp (fancy_1, fancy_7), com.example.Boxes (boxes_2)"
 
 
-def test_foldable_op_on_runtime_data_is_unsupported() -> None:
+def test_data_dependent_shapes_come_from_one_run() -> None:
+    """TopK's and NonMaxSuppression's outputs: inference leaves NMS symbolic, so the node runs once."""
+    nodes = [helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["sel"], name="nms_1"),
+             helper.make_node("TopK", ["x", "k"], ["v1", "i1"], name="topk_3")]
+    m = mk(nodes, [vi("x", [1, 10]), vi("boxes", [1, 4, 4]), vi("scores", [1, 1, 4])],
+           [vi("sel", [None, 3], TensorProto.INT64), vi("v1", [1, 3]), vi("i1", [1, 3], TensorProto.INT64)],
+           {"k": np.array([3], np.int64)})
+    g = load_graph(m)
+    assert g.shape("v1") == (1, 3) and g.dtype("i1") == "int64"
+    assert g.shape("sel")[1] == 3 and g.dtype("sel") == "int64"
+
+
+def test_op_on_runtime_data_is_a_generic_node() -> None:
+    """Gather and a real Cast on runtime data stay nodes (with their ONNX inputs) and compute what ORT does."""
     m = mk([helper.make_node("Gather", ["x", "idx"], ["y"], name="gather_dyn", axis=1),
-            helper.make_node("Relu", ["y"], ["z"], name="relu")],
-           [vi("x", [1, 10])], [vi("z", [1, 2])], {"idx": np.array([1, 3], np.int64)})
+            helper.make_node("Relu", ["y"], ["z"], name="relu"),
+            helper.make_node("Cast", ["z"], ["zi"], name="to_int", to=TensorProto.INT64)],
+           [vi("x", [1, 10])], [vi("zi", [1, 2], TensorProto.INT64)], {"idx": np.array([1, 3], np.int64)})
+    g = load_graph(m, name="gm")
+    assert [n.op for n in g.nodes] == ["Gather", "Relu", "Cast"] and g.dtype("zi") == "int64"
+    x = (w(1, 10) * 10).astype(np.float32)
+    from edgetune.runtime.reference import run_graph
+    np.testing.assert_array_equal(run_graph(g, {"x": x})["zi"], run(m, {"x": x})[0])
+
+
+def test_old_opset_is_upgraded_and_matches_ort() -> None:
+    """Opset 7 and 9 models (Upsample, Sum, BatchNormalization with its opset-7 attributes) are
+    upgraded by ONNX's version converter and compute what ORT computes on the original file."""
+    for opset in (7, 9):
+        nodes = [helper.make_node("Conv", ["x", "W"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                 helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["bn"], name="bn"),
+                 helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+                 helper.make_node("Sum", ["r", "bn", "r"], ["sm"], name="sum"),
+                 helper.make_node("Upsample", ["sm"], ["y"], name="up", mode="nearest", scales=[1.0, 1.0, 2.0, 2.0])
+                 if opset == 7 else
+                 helper.make_node("Upsample", ["sm", "sc"], ["y"], name="up", mode="nearest")]
+        inits = {"W": w(4, 3, 3, 3), "s": w(4), "b": w(4), "m": w(4), "v": np.abs(w(4)) + 0.5}
+        if opset == 9:
+            inits["sc"] = np.array([1, 1, 2, 2], np.float32)
+        weights_as_inputs = [vi(k, list(v.shape)) for k, v in inits.items()]  # IR 3: initializers are inputs
+        m = mk(nodes, [vi("x", [1, 3, 6, 6]), *weights_as_inputs], [vi("y", [1, 4, 12, 12])], inits, opset=opset)
+        m.ir_version = 3
+        g = load_graph(m, name=f"old{opset}")
+        assert g.upgraded_from == opset and g.opset == 13
+        assert "BatchNormalization" not in [n.op for n in g.nodes]  # still folded after the upgrade
+        x = w(1, 3, 6, 6)
+        from edgetune.runtime.reference import run_graph
+        got, want = run_graph(g, {"x": x})["y"], run(m, {"x": x})[0]
+        assert got.shape == want.shape == (1, 4, 12, 12)
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_opset_out_of_range_and_failed_upgrade() -> None:
     with pytest.raises(UnsupportedModelError) as e:
-        load_graph(m, name="gm")
-    assert one_line_error(e) == "unsupported ops in gm: Gather (gather_dyn)"
-
-
-def test_cast_of_runtime_data() -> None:
-    m = mk([helper.make_node("Cast", ["x"], ["y"], name="to_int", to=TensorProto.INT64)],
-           [vi("x", [1, 10])], [vi("y", [1, 10], TensorProto.INT64)])
+        load_graph(_conv_model(opset=6), name="ancient")
+    assert "opset 6" in one_line_error(e)
+    # Einsum does not exist at opset 9: the converter fails, and the message names the op
+    m = mk([helper.make_node("Einsum", ["x", "x"], ["y"], equation="ij,jk->ik")], [vi("x", [2, 2])],
+           [vi("y", [2, 2])], opset=9)
     with pytest.raises(UnsupportedModelError) as e:
-        load_graph(m)
-    assert "to_int" in one_line_error(e) and "int64" in str(e.value)
-
-
-def test_opset_out_of_range() -> None:
-    with pytest.raises(UnsupportedModelError) as e:
-        load_graph(_conv_model(opset=9), name="old")
-    assert "opset 9" in one_line_error(e)
+        load_graph(m, name="bad9")
+    assert one_line_error(e).startswith("bad9: upgrading from opset 9 to 13 failed at op Einsum")
 
 
 def test_symbolic_dims(tmp_path: Path) -> None:
@@ -131,7 +171,14 @@ def test_symbolic_dims(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedModelError) as e:
         load_graph(m, name="sym")
     msg = one_line_error(e)
-    assert "'x'" in msg and "'height'" in msg
+    assert "'x'" in msg and "'height'" in msg and "--input-shape x=1x8x1x8" in msg
+    g = load_graph(m, input_shapes={"x": (2, 8, 5, 8)})
+    assert g.shape("y") == (2, 16, 5, 8)
+    for bad, needle in (({"x": (1, 7, 5, 8)}, "does not match the declared shape Nx8xheightx8"),
+                        ({"z": (1, 8, 5, 8)}, "unknown input(s) z")):
+        with pytest.raises(EdgetuneError) as e:
+            load_graph(m, input_shapes=bad)
+        assert needle in one_line_error(e)
 
 
 def test_external_data(tmp_path: Path) -> None:

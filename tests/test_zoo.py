@@ -18,7 +18,8 @@ from edgetune.zoo import onnx_export
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 HAS_SHARED = SHARED.is_dir()
 EXPECTED = ["mobilenet_v1", "mobilenet_v2", "resnet18", "resnet50", "squeezenet1_1", "googlenet", "vgg16",
-            "efficientnet_lite0", "resnet20_cifar", "mnist_cnn"]
+            "efficientnet_lite0", "resnet20_cifar", "mnist_cnn", "ssdlite_mobilenet_v2", "deit_tiny", "ds_cnn_kws",
+            "unet_small"]
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +42,7 @@ def test_list_models_describes_every_model() -> None:
     assert [e.name for e in entries] == EXPECTED
     for e in entries:
         assert e.input_shape[0] == 1 and len(e.input_shape) == 4
-        assert e.num_classes in (10, 1000)
+        assert e.num_classes in (10, 1000, 91, 12, 21)
         assert e.weights.startswith(("trained (", "random (seed "))
         assert e.dataset in ("imagenet", "cifar10", None)
         assert e.preprocessing and e.description
@@ -49,6 +50,7 @@ def test_list_models_describes_every_model() -> None:
     assert zoo.entry("mobilenet_v2").input_shape == (1, 3, 224, 224)
     assert zoo.entry("resnet20_cifar").input_shape == (1, 3, 32, 32)
     assert zoo.entry("mnist_cnn").input_shape == (1, 1, 28, 28)
+    assert zoo.entry("ds_cnn_kws").input_shape == (1, 1, 49, 10)  # 49 frames x 10 MFCCs
     assert zoo.entry("efficientnet_lite0").trained
     assert "(pixel - 127) / 128" in zoo.entry("efficientnet_lite0").preprocessing
     assert zoo.entry("vgg16").weights == "random (seed 116, He init)"
@@ -80,18 +82,22 @@ def test_export_runs_in_onnxruntime_like_torch(name: str) -> None:
     del proto  # VGG-16's proto is 550 MB
 
     x = np.random.default_rng(7).standard_normal(e.input_shape).astype(np.float32)
-    (got,) = _session(path).run(None, {"input": x})
+    outs = _session(path).run(None, {"input": x})
     module = zoo.torch_module(name)
     assert not module.training
     with torch.no_grad():
-        want = module(torch.from_numpy(x)).numpy()
-
-    assert got.shape == want.shape == (1, e.num_classes)
-    assert np.isfinite(got).all()
-    assert got.std() > 1e-3, "degenerate logits"
-    assert 0.1 < want.std() < 100
-    rel = np.abs(got - want).max() / np.abs(want).max()
-    assert rel < 1e-4, f"{name}: ONNX Runtime vs torch relative error {rel:.2e}"
+        wants = module(torch.from_numpy(x))
+    wants = [t.numpy() for t in (wants if isinstance(wants, tuple) else (wants,))]
+    assert len(outs) == len(wants)
+    # classifiers (1, classes); the segmenter (1, classes, H, W); the detector's scores (1, anchors, classes)
+    assert e.num_classes in outs[-1].shape[1:] and outs[-1].shape[0] == 1
+    for got, want in zip(outs, wants, strict=True):
+        assert got.shape == want.shape
+        assert np.isfinite(got).all()
+        assert got.std() > 1e-3, "degenerate output"
+        assert 0.01 < want.std() < 100
+        rel = np.abs(got - want).max() / np.abs(want).max()
+        assert rel < 1e-4, f"{name}: ONNX Runtime vs torch relative error {rel:.2e}"
 
 
 def test_efficientnet_lite0_has_trained_weights() -> None:

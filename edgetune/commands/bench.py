@@ -9,11 +9,12 @@ from typing import Any
 from rich.table import Table
 
 from edgetune.commands.run import default_threads, resolve_plan
-from edgetune.modelsrc import open_model
+from edgetune.modelsrc import add_model_arguments, open_model_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="zoo model name or path to an .onnx file")
+    add_model_arguments(p)
     p.add_argument("--plan", help="a plan .json to include (tuned by `edgetune tune`)")
     p.add_argument("--threads", type=int, default=None, help="threads for every variant (default: all cores)")
     p.add_argument("--time-cap", type=float, default=20.0, help="seconds of alternating timing at most")
@@ -58,7 +59,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.runtime.executor import Executor
 
     threads = args.threads or default_threads()
-    src = open_model(args.model)
+    src = open_model_args(args)
     variants: dict[str, Any] = {"edgetune blas fp32 (baseline)": Executor(src.graph, resolve_plan("blas", src.graph,
                                                                                                    threads))}
     if args.plan:

@@ -7,17 +7,18 @@ from typing import Any
 
 from rich.table import Table
 
-from edgetune.modelsrc import load_model
+from edgetune.modelsrc import add_model_arguments, load_model_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="zoo model name or path to an .onnx file")
+    add_model_arguments(p)
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.graph.stats import layer_table
 
-    graph = load_model(args.model)
+    graph = load_model_args(args)
     rows = layer_table(graph)
     totals = {
         "nodes": len(rows),

@@ -8,11 +8,12 @@ from typing import Any
 from rich.table import Table
 
 from edgetune.kernels import registry
-from edgetune.modelsrc import load_model
+from edgetune.modelsrc import add_model_arguments, load_model_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="zoo model name or .onnx path (omit for the registry)")
+    add_model_arguments(p)
     p.add_argument("--threads", type=int, default=1, help="threads used while verifying (default 1)")
     p.add_argument("--no-verify", action="store_true", help="only list what each primitive supports")
 
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _registry() -> dict[str, Any]:
     rows = []
     for p in sorted(registry.primitives(), key=lambda p: p.name):
-        rows.append({"name": p.name, "library": p.library, "ops": sorted(p.op_types), "precision": p.precision,
+        rows.append({"name": p.name, "library": p.library, "ops": p.ops_label(), "precision": p.precision,
                      "tolerance": p.tolerance})
     convs = [{"name": c.name, "library": c.library, "from": c.src.key, "to": c.dst.key}
              for c in registry.converters()]
@@ -34,7 +35,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.report.progress import progress_bar
     from edgetune.runtime.executor import reference_samples
 
-    graph = load_model(args.model)
+    graph = load_model_args(args)
     samples = None if args.no_verify else reference_samples(graph)
     cands = {n.name: registry.candidates(n, graph) for n in graph.nodes}
     todo = sum(1 for c in cands.values() for _, r in c if r is None)

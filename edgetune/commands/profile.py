@@ -8,11 +8,12 @@ from typing import Any
 
 from rich.table import Table
 
-from edgetune.modelsrc import load_model
+from edgetune.modelsrc import add_model_arguments, load_model_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="zoo model name or path to an .onnx file")
+    add_model_arguments(p)
     add_db_arguments(p)
 
 
@@ -66,7 +67,7 @@ def run_profile(graph: Any, args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
-    graph = load_model(args.model)
+    graph = load_model_args(args)
     db, s = run_profile(graph, args)
     return {"model": graph.name, "new_measurements": s.new_measurements, "cached": s.cached,
             "db": str(db.path), "verified": s.verified, "excluded": s.excluded, "disturbed": s.disturbed,

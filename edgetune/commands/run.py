@@ -10,12 +10,13 @@ import numpy as np
 from rich.table import Table
 
 from edgetune.errors import EdgetuneError
-from edgetune.modelsrc import load_model
+from edgetune.modelsrc import add_model_arguments, load_model_args
 from edgetune.runtime.plan import BUILTIN_PLANS, Plan
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="zoo model name or path to an .onnx file")
+    add_model_arguments(p)
     p.add_argument("--plan", default="blas", help="reference, blas, or a plan .json file (default: blas)")
     p.add_argument("--input", help="input tensor as a .npy file (default: seeded N(0,1) data)")
     p.add_argument("--output", help="write the first output to this .npy file")
@@ -57,7 +58,7 @@ def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
     name = graph.inputs[0]
     if tuple(x.shape) != tuple(graph.shape(name)):
         raise EdgetuneError(f"{path}: input has shape {tuple(x.shape)}, the model expects {graph.shape(name)}")
-    return {name: x.astype(np.float32)}
+    return {name: x.astype(graph.dtype(name))}
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.measure.timing import time_callable
     from edgetune.runtime.executor import Executor
 
-    graph = load_model(args.model)
+    graph = load_model_args(args)
     plan = resolve_plan(args.plan, graph, args.threads, args.allow_foreign_plan)
     feeds = load_input(args.input, graph)
     ex = Executor(graph, plan, check=args.plan != "reference", check_input=feeds, measure_memory=True)

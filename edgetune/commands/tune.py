@@ -10,13 +10,14 @@ from rich.table import Table
 
 from edgetune.commands.profile import add_db_arguments, run_profile, thread_counts
 from edgetune.errors import EdgetuneError
-from edgetune.modelsrc import DEFAULT_MODEL, open_model
+from edgetune.modelsrc import DEFAULT_MODEL, add_model_arguments, open_model_args
 
 PRECISIONS = ("fp32", "fp16w", "int8")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"zoo name or .onnx path (default {DEFAULT_MODEL})")
+    add_model_arguments(p)
     p.add_argument("--out", help="output folder (default runs/<model>-<time>)")
     p.add_argument("--strategy", default="qlearning", help="qlearning (default), exact, greedy, random, anneal, optuna")
     p.add_argument("--budget", type=int, default=1000, help="plan evaluations for the strategy (default 1000)")
@@ -55,7 +56,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.tuning.loop import default_out_dir, tune
 
     cfg = _config(args)
-    src = open_model(args.model)
+    src = open_model_args(args)
     out = Path(args.out) if args.out else default_out_dir(src.graph.name)
     db, summary = run_profile(src.graph, args)
     if summary.new_measurements == 0:
@@ -84,4 +85,10 @@ def render(result: dict[str, Any], console: Any) -> None:
     e = result["executor"]
     console.print(f"executor's own work: {e['per_step_us']:.2f} us per step ({e['steps']} steps, "
                   f"{e['per_inference_us']:.1f} us per inference)")
+    shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in result.get("input_shapes", {}).items())
+    upgraded = result.get("upgraded_from_opset")
+    generic = result.get("generic_nodes") or {}
+    console.print(f"input shape: {shapes}" + (f"; upgraded from opset {upgraded}" if upgraded else "")
+                  + (f"; {len(generic)} node(s) on a generic backend ({', '.join(sorted(set(generic.values())))})"
+                     if generic else ""))
     console.print(f"plan: {result['plan']}\nreport: {result['report']}")

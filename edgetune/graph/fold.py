@@ -5,7 +5,8 @@ input shapes are static those chains are constants, but only if shapes are known
 them, and shapes downstream of a Reshape are known only once its target folded. Each node is either
 evaluated (all inputs constant, or a Shape of a static value) and becomes initializers, or it has its
 constant "parameter" inputs lifted into attributes (Reshape shape, Squeeze/Unsqueeze axes, Clip
-bounds, Pad pads, Slice starts/ends/axes/steps) and its output shapes inferred.
+bounds, Pad pads, Slice starts/ends/axes/steps) and its output shapes inferred. Ops without a shape
+function here stay generic nodes, shaped by ONNX shape inference (`graph/generic.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph.constant_ops import eval_constant_node, np_dtype, pads_full, resolve_reshape
+from edgetune.graph.generic import infer_generic
 from edgetune.graph.ir import Graph, Node
 from edgetune.graph.shapes import SHAPE_FNS, infer_node, node_error
 
@@ -118,13 +120,14 @@ def _lift_softmax(node: Node, g: Graph) -> list[Node]:
 
 
 def _lift_reduce_mean(node: Node, g: Graph) -> list[Node]:
-    """ReduceMean over H, W of an NCHW tensor is GlobalAveragePool (+ Flatten without keepdims)."""
-    axes = _const(g, node, 1, "axes")
+    """ReduceMean over H, W of an NCHW tensor is GlobalAveragePool (+ Flatten without keepdims); any
+    other ReduceMean (a transformer's LayerNorm pieces, a token mean) stays a generic node."""
+    axes = _const(g, node, 1, "axes") if len(node.inputs) > 1 and node.inputs[1] in g.initializers else None
     axes_l = _ints(axes) if axes is not None else node.attr("axes")
     rank = _rank(g, node)
-    if rank != 4 or sorted(a % 4 for a in (axes_l or [])) != [2, 3]:
-        raise UnsupportedModelError(f"node {node.name} (ReduceMean): only a mean over axes 2, 3 of a 4-D "
-                                    f"input is supported (axes {axes_l}, rank {rank})")
+    if rank != 4 or sorted(a % 4 for a in (axes_l or [])) != [2, 3] or \
+            (len(node.inputs) > 1 and node.inputs[1] and axes is None):
+        return [node]
     if node.attr("keepdims", 1):
         return [Node(node.name, "GlobalAveragePool", node.inputs[:1], node.outputs)]
     mid = f"{node.outputs[0]}__gap"
@@ -140,11 +143,9 @@ def _lift_batchnorm(node: Node, g: Graph) -> list[Node]:
 
 
 def _lift_cast(node: Node, g: Graph) -> list[Node]:
-    """A Cast of runtime data to its own dtype (exporters emit these) is an Identity; others are not run."""
+    """A Cast of runtime data to its own dtype (exporters emit these) is an Identity; others are generic."""
     if np_dtype(int(node.attr("to", 0))).name != g.dtype(node.inputs[0]):
-        raise UnsupportedModelError(f"node {node.name} (Cast): casting runtime data from "
-                                    f"{g.dtype(node.inputs[0])} to {np_dtype(int(node.attr('to', 0)))} "
-                                    f"is not supported")
+        return [node]
     node.op, node.attrs = "Identity", {}
     return [node]
 
@@ -193,18 +194,25 @@ def _trim_outputs(node: Node, used: set[str]) -> None:
         node.outputs = node.outputs[:1]
 
 
+def _infer(node: Node, graph: Graph) -> None:
+    """edgetune's own shape function where it has one, ONNX shape inference for generic nodes."""
+    if node.op in SHAPE_FNS:
+        infer_node(node, graph)
+    else:
+        infer_generic(node, graph)
+
+
 def fold_and_infer(graph: Graph, source: str | None = None) -> None:
     """Fold constants and infer shapes in one sweep; raise one UnsupportedModelError listing every node
-    that neither folds nor is an op edgetune runs."""
+    whose shapes cannot be inferred (with the first reason)."""
     used = set(graph.outputs) | {i for n in graph.nodes for i in n.inputs}
     stuck: dict[str, list[str]] = {}
+    reasons: list[str] = []
     unknown: set[str] = set()  # outputs of stuck nodes: their consumers cannot be inferred
     kept: list[Node] = []
     for node in graph.nodes:
         if any(i in unknown for i in node.inputs):
             unknown.update(node.outputs)
-            if node.op not in SHAPE_FNS and node.op != "ReduceMean":
-                stuck.setdefault(node.op, []).append(node.name)
             continue
         if all(not i or i in graph.initializers for i in node.inputs):
             outs = _evaluate(node, graph)
@@ -222,15 +230,18 @@ def fold_and_infer(graph: Graph, source: str | None = None) -> None:
             graph.values.pop(node.outputs[0], None)
             continue
         lift = _LIFT.get(node.op)
-        if node.op not in SHAPE_FNS and lift is None:
-            stuck.setdefault(node.op, []).append(node.name)
-            unknown.update(node.outputs)
-            continue
         _trim_outputs(node, used)
-        for n in lift(node, graph) if lift else [node]:
-            infer_node(n, graph)
-            kept.append(n)
+        try:
+            for n in lift(node, graph) if lift else [node]:
+                _infer(n, graph)
+                kept.append(n)
+        except UnsupportedModelError as e:
+            if node.op in SHAPE_FNS or lift is not None:
+                raise
+            stuck.setdefault(node.op, []).append(node.name)
+            reasons.append(str(e))
+            unknown.update(node.outputs)
     graph.nodes = kept
     if stuck:
         raise UnsupportedModelError(f"unsupported ops in {source or graph.name}: " + ", ".join(
-            f"{op} ({', '.join(names)})" for op, names in stuck.items()))
+            f"{op} ({', '.join(names)})" for op, names in stuck.items()) + f" (first: {reasons[0]})")

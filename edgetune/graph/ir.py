@@ -47,7 +47,8 @@ class Activation:
 class Node:
     """One operation. `op` is the ONNX op_type; `attrs` hold ONNX attributes as plain Python values
     (ints, floats, strings, lists, numpy arrays for tensor attributes). An empty input name means an
-    omitted optional input."""
+    omitted optional input. `opset` is the default-domain opset the node's inputs and attributes
+    follow (set by the importer; None for nodes a pass created, which use edgetune's lifted forms)."""
 
     name: str
     op: str
@@ -55,6 +56,7 @@ class Node:
     outputs: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
     activation: Activation | None = None
+    opset: int | None = None
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)
@@ -81,6 +83,8 @@ class Graph:
         self.values = values
         self.initializers = initializers
         self.opset = opset
+        self.upgraded_from: int | None = None  # the file's opset when the importer upgraded it
+        self.example_feeds: dict[str, np.ndarray] | None = None  # user-given inputs (--inputs FILE.npz)
 
     # ---- lookups -------------------------------------------------------------------------
     def node(self, name: str) -> Node:

@@ -1,7 +1,11 @@
-"""ONNX -> edgetune IR: read the file, convert protos to plain Python, fold constants, infer shapes.
+"""ONNX -> edgetune IR: read the file, upgrade old opsets, convert protos to plain Python, fold
+constants, infer shapes.
 
-Why a strict importer: everything downstream assumes static shapes and a closed set of ops, so
-unsupported input must fail here, once, with every offending op named, instead of deep in a kernel.
+Why a strict importer: everything downstream assumes static shapes, so unsupported input (an opset the
+version converter cannot lift, a symbolic dim without a concrete shape, an op with no ONNX schema)
+must fail here, once, with every offending op named, instead of deep in a kernel. Any standard op is
+accepted: the ones edgetune knows are rewritten into its lifted forms, the others stay "generic"
+(their ONNX inputs and attributes as in the file, shapes from ONNX shape inference).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import AttributeProto, ModelProto, numpy_helper
+from onnx import AttributeProto, ModelProto, helper, numpy_helper, version_converter
 
 from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph.constant_ops import CONSTANT_OPS, eval_constant_node, np_dtype
@@ -20,9 +24,17 @@ from edgetune.graph.fold import fold_and_infer
 from edgetune.graph.ir import Graph, Node, Value
 from edgetune.graph.shapes import SHAPE_FNS
 
-MIN_OPSET, MAX_OPSET = 11, 21
+MIN_OPSET = 7
+MAX_OPSET = int(onnx.defs.onnx_opset_version())
+"""Opsets edgetune reads: the oldest the ONNX version converter upgrades from, to the newest the
+installed onnx knows."""
+UPGRADE_BELOW, UPGRADE_TO = 13, 13
+"""Models older than opset 13 are upgraded to 13 at load: the exporter writes one-node and segment
+models at >= 13, and a generic node's inputs and attributes must mean the same there (Split, Squeeze,
+Softmax changed at 13)."""
 KNOWN_OPS: frozenset[str] = frozenset(SHAPE_FNS) | CONSTANT_OPS | {"ReduceMean"}
-"""Op types the importer accepts (those outside SHAPE_FNS must fold to constants)."""
+"""Op types edgetune itself knows (shape function, constant evaluation or a lifting rewrite); any other
+standard op is imported as a generic node."""
 
 
 def load_onnx(path: str | Path) -> ModelProto:
@@ -77,12 +89,51 @@ def _opset(model: ModelProto, source: str) -> int:
     return v
 
 
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+def _failing_op(model: ModelProto, opset: int) -> str | None:
+    """The first op type whose nodes, alone, the version converter cannot upgrade (to name it)."""
+    seen: set[str] = set()
+    for n in model.graph.node:
+        if n.op_type in seen:
+            continue
+        seen.add(n.op_type)
+        ins = [helper.make_tensor_value_info(i, onnx.TensorProto.FLOAT, None) for i in n.input if i]
+        outs = [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in n.output if o]
+        one = helper.make_model(helper.make_graph([n], "one", ins, outs),
+                                opset_imports=[helper.make_opsetid("", opset)])
+        try:
+            version_converter.convert_version(one, UPGRADE_TO)
+        except Exception:  # noqa: BLE001 - this is the op we are looking for
+            return n.op_type
+    return None
+
+
+def upgrade_opset(model: ModelProto, source: str) -> tuple[ModelProto, int | None]:
+    """(model at opset >= 13, the opset it was upgraded from or None); ONNX's version converter does the
+    work, a failure is one line naming the op it failed on."""
+    v = _opset(model, source)
+    if v >= UPGRADE_BELOW:
+        return model, None
+    try:
+        upgraded = version_converter.convert_version(model, UPGRADE_TO)
+    except Exception as e:  # noqa: BLE001 - the converter raises assorted C++ error types
+        op = _failing_op(model, v)
+        at = f" at op {op}" if op else ""
+        raise UnsupportedModelError(f"{source}: upgrading from opset {v} to {UPGRADE_TO} failed{at}: "
+                                    f"{_first_line(e)}") from None
+    return upgraded, v
+
+
 def _check_ops(nodes: list[onnx.NodeProto], source: str) -> None:
-    """One error listing every unsupported op type with the names of its nodes."""
+    """One error listing every op type that is not standard ONNX (no schema in the installed onnx, or
+    another domain), with the names of its nodes."""
     bad: dict[str, list[str]] = {}
     for i, n in enumerate(nodes):
         domain_ok = n.domain in ("", "ai.onnx")
-        if not domain_ok or n.op_type not in KNOWN_OPS:
+        if not domain_ok or not (n.op_type in KNOWN_OPS or onnx.defs.has(n.op_type)):
             op = n.op_type if domain_ok else f"{n.domain}.{n.op_type}"
             bad.setdefault(op, []).append(n.name or f"#{i}")
     if bad:
@@ -90,21 +141,45 @@ def _check_ops(nodes: list[onnx.NodeProto], source: str) -> None:
             f"{op} ({', '.join(names)})" for op, names in bad.items()))
 
 
-def _input_value(vi: onnx.ValueInfoProto, batch: int, source: str) -> Value:
+def _fmt_shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _given_shape(vi: onnx.ValueInfoProto, declared: list[int | str], given: tuple[int, ...],
+                 source: str) -> tuple[int, ...]:
+    """A user-given concrete shape, checked against the declared rank and fixed dims."""
+    if len(given) != len(declared) or any(isinstance(d, int) and d != g for d, g in zip(declared, given,
+                                                                                        strict=False)):
+        want = "x".join(str(d) for d in declared)
+        raise EdgetuneError(f"{source}: --input-shape {vi.name}={_fmt_shape(given)} does not match the "
+                            f"declared shape {want}")
+    return given
+
+
+def _input_value(vi: onnx.ValueInfoProto, batch: int, source: str,
+                 given: tuple[int, ...] | None = None) -> Value:
+    """A graph input with a concrete shape: the declared one, `given` (from --input-shape) when set,
+    `batch` for a symbolic first dim; any other symbolic dim is an error asking for --input-shape."""
     tt = vi.type.tensor_type
     if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
         raise UnsupportedModelError(f"{source}: input {vi.name!r} is not a tensor with a known rank")
+    declared: list[int | str] = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0
+                                 else (d.dim_param or "?") for d in tt.shape.dim]
+    dtype = np_dtype(tt.elem_type).name
+    if given is not None:
+        return Value(vi.name, _given_shape(vi, declared, given, source), dtype)
     dims: list[int] = []
-    for i, d in enumerate(tt.shape.dim):
-        if d.HasField("dim_value") and d.dim_value > 0:
-            dims.append(int(d.dim_value))
+    for i, d in enumerate(declared):
+        if isinstance(d, int):
+            dims.append(d)
         elif i == 0:
             dims.append(batch)
         else:
-            label = d.dim_param or "?"
-            raise UnsupportedModelError(f"{source}: input {vi.name!r} has a symbolic dim {label!r} at "
-                                        f"position {i}; only the batch dim (0) may be symbolic")
-    return Value(vi.name, tuple(dims), np_dtype(tt.elem_type).name)
+            example = _fmt_shape(tuple(x if isinstance(x, int) else 1 for x in declared))
+            raise UnsupportedModelError(f"{source}: input {vi.name!r} has a symbolic dim {d!r} at "
+                                        f"position {i}; give a concrete shape with --input-shape "
+                                        f"{vi.name}={example}")
+    return Value(vi.name, tuple(dims), dtype)
 
 
 def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
@@ -120,9 +195,12 @@ def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
     return names
 
 
-def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = None) -> Graph:
-    """Protos -> IR without folding: nodes, attributes, initializers (Constant nodes included)."""
+def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = None,
+            input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """Protos -> IR without folding: nodes, attributes, initializers (Constant nodes included). Opsets
+    below 11 are upgraded first; `input_shapes` gives concrete shapes for inputs with symbolic dims."""
     source = source or name
+    model, upgraded_from = upgrade_opset(model, source)
     opset = _opset(model, source)
     g = model.graph
     _check_ops(list(g.node), source)
@@ -133,10 +211,15 @@ def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = N
         raise EdgetuneError(f"{source}: cannot read initializers ({str(e).splitlines()[0]})") from None
     values = {}
     inputs = []
-    for vi in g.input:
-        if vi.name not in inits:
-            values[vi.name] = _input_value(vi, batch, source)
-            inputs.append(vi.name)
+    shapes = dict(input_shapes or {})
+    runtime_inputs = [vi for vi in g.input if vi.name not in inits]
+    unknown = sorted(set(shapes) - {vi.name for vi in runtime_inputs})
+    if unknown:
+        raise EdgetuneError(f"{source}: --input-shape names unknown input(s) {', '.join(unknown)} "
+                            f"(inputs: {', '.join(vi.name for vi in runtime_inputs)})")
+    for vi in runtime_inputs:
+        values[vi.name] = _input_value(vi, batch, source, shapes.get(vi.name))
+        inputs.append(vi.name)
     for vi in g.output:
         tt = vi.type.tensor_type
         dtype = np_dtype(tt.elem_type).name if tt.elem_type else "float32"
@@ -144,12 +227,13 @@ def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = N
     nodes = []
     for node_name, n in zip(_unique_names(list(g.node)), g.node, strict=True):
         attrs = {a.name: _attr(a) for a in n.attribute}
-        node = Node(node_name, n.op_type, list(n.input), list(n.output), attrs)
+        node = Node(node_name, n.op_type, list(n.input), list(n.output), attrs, opset=opset)
         if n.op_type == "Constant":
             inits[n.output[0]] = eval_constant_node(node, [])[0]
             continue
         nodes.append(node)
     graph = Graph(name, nodes, inputs, [o.name for o in g.output], values, inits, opset)
+    graph.upgraded_from = upgraded_from
     try:
         graph.toposort()
     except ValueError as e:
@@ -157,15 +241,16 @@ def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = N
     return graph
 
 
-def import_model(model: ModelProto, name: str, batch: int = 1, source: str | None = None) -> Graph:
+def import_model(model: ModelProto, name: str, batch: int = 1, source: str | None = None,
+                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     """ONNX model -> IR with constants folded, static shapes on every value, resolved attributes and
-    Identity/Dropout removed. `batch` replaces a symbolic first input dim; `source` names the model in
-    error messages (default: `name`)."""
+    Identity/Dropout removed. `batch` replaces a symbolic first input dim, `input_shapes` gives whole
+    concrete input shapes; `source` names the model in error messages (default: `name`)."""
     from edgetune.graph.passes import remove_identities
 
     if batch < 1:
         raise EdgetuneError(f"batch must be >= 1, got {batch}")
-    graph = convert(model, name, batch, source)
+    graph = convert(model, name, batch, source, input_shapes)
     fold_and_infer(graph, source or name)
     remove_identities(graph, only_identity=True)
     graph.remove_unused()

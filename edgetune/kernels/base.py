@@ -32,8 +32,10 @@ LAYOUTS = ("NCHW", "NHWC", "BLOCKED")
 class Format:
     """How a tensor is held on an edge between two steps.
 
-    layout: "NCHW" is ONNX's logical order (also used for any tensor that is not 4-D); "NHWC" is a
-    numpy array of shape (N, H, W, C); "BLOCKED" is a torch tensor in oneDNN's opaque blocked layout
+    layout: "NCHW" is ONNX's logical order (also used for any tensor that is not 4-D); plain NCHW
+    "float32" also labels non-float values (token ids, masks), which stay numpy arrays of their own
+    dtype and are never converted; "NHWC" is a numpy array of shape (N, H, W, C); "BLOCKED" is a
+    torch tensor in oneDNN's opaque blocked layout
     (`tensor.to_mkldnn()`). dtype: "float32" or "float16" (numpy arrays), "uint8"/"int8" with `scale`
     and `zero_point` when quantised.
     """
@@ -111,6 +113,15 @@ class Primitive(ABC):
     def available(self) -> str | None:
         """None when the library can be used on this machine, else why not."""
         return None
+
+    def runs(self, op: str) -> bool:
+        """Whether this primitive is a candidate for nodes of op type `op` (generic primitives take any
+        op; `supports` then decides per node)."""
+        return op in self.op_types
+
+    def ops_label(self) -> list[str]:
+        """The op types as users see them (`edgetune primitives`)."""
+        return sorted(self.op_types)
 
     @abstractmethod
     def supports(self, node: Node, graph: Graph) -> str | None:

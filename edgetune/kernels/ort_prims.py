@@ -52,6 +52,9 @@ GENERIC_OPS = frozenset(
         "Slice",
     }
 )
+"""The ops `op.ort` was first written for; it now takes any op without a dedicated ORT primitive."""
+DEDICATED_OPS = frozenset({"Conv", "Gemm", "MatMul"})
+"""Ops with their own ORT primitives (`conv.mlas.ort`, `gemm.mlas.ort`), so not `op.ort`'s."""
 
 
 # ---- building one-node models ----------------------------------------------------------------
@@ -195,10 +198,20 @@ class OrtNode(Primitive):
 
     library = "onnxruntime"
 
-    def __init__(self, name: str, op_types: frozenset[str], optimization: str = "all") -> None:
+    def __init__(self, name: str, op_types: frozenset[str], optimization: str = "all",
+                 any_op: bool = False) -> None:
         self.name = name
         self.op_types = op_types
         self.optimization = optimization
+        self.any_op = any_op
+
+    def runs(self, op: str) -> bool:
+        """The generic `op.ort` is a candidate for every op except those with a dedicated primitive;
+        whether ORT really runs a node is settled by verification (prepare fails otherwise)."""
+        return op not in DEDICATED_OPS if self.any_op else op in self.op_types
+
+    def ops_label(self) -> list[str]:
+        return [f"any op except {', '.join(sorted(DEDICATED_OPS))}"] if self.any_op else sorted(self.op_types)
 
     def supports(self, node: Node, graph: Graph) -> str | None:
         if node.op == "Conv":
@@ -206,7 +219,7 @@ class OrtNode(Primitive):
                 return "weights must be constant"
             if len(graph.shape(node.inputs[0])) != 4:
                 return "only 2-D convolution (4-D input)"
-        if node.op in ("Gemm", "MatMul") and node.inputs[1] not in graph.initializers:
+        if node.op == "Gemm" and node.inputs[1] not in graph.initializers:
             return "B must be constant"
         if not graph.dynamic_inputs(node):
             return "no dynamic input (should have been constant-folded)"
@@ -222,7 +235,7 @@ for _p in (
     OrtNode("conv.mlas.ort", frozenset({"Conv"}), "all"),
     OrtNode("conv.mlas_basic.ort", frozenset({"Conv"}), "basic"),
     OrtNode("gemm.mlas.ort", frozenset({"Gemm", "MatMul"}), "all"),
-    OrtNode("op.ort", GENERIC_OPS, "all"),
+    OrtNode("op.ort", GENERIC_OPS, "all", any_op=True),
 ):
     register(_p)
 

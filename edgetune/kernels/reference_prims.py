@@ -2,7 +2,8 @@
 
 Why: they run any node edgetune imports, so they are the fallback when no fast primitive applies and
 the whole of the built-in "reference" plan (`Plan.builtin("reference")` names `ref.<op lowercase>`).
-They are the ground truth itself, hence the tight tolerance.
+They are the ground truth itself, hence the tight tolerance. `ref.onnx` runs every other op through the
+same `run_node`, which falls back to constant_ops' NumPy and then to `onnx.reference`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,10 @@ import numpy as np
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext, Primitive
 from edgetune.kernels.registry import register
-from edgetune.runtime.reference import run_node
+from edgetune.runtime.reference import REFERENCE_OPS, reference_primitive_name, run_node
 
-REFERENCE_PRIMITIVE_OPS = (
-    "Conv", "Gemm", "MatMul", "BatchNormalization",
-    "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
-    "Mul", "Add", "Sub", "Div", "Concat",
-    "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-    "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Softmax", "Pad", "Slice",
-    "LRN", "Identity", "Dropout",
-)
-"""Op types that get a `ref.<op lowercase>` primitive (every op that survives import, and a few more)."""
+REFERENCE_PRIMITIVE_OPS = tuple(sorted(REFERENCE_OPS))
+"""Op types that get a `ref.<op lowercase>` primitive (every op with a kernel in the reference executor)."""
 
 
 class ReferencePrimitive(Primitive):
@@ -31,14 +25,21 @@ class ReferencePrimitive(Primitive):
     library = "numpy-reference"
     tolerance = 1e-5
 
-    def __init__(self, op: str) -> None:
+    def __init__(self, op: str | None) -> None:
+        """`op` None: the generic `ref.onnx`, for every op without its own reference kernel."""
         self.op = op
-        self.name = f"ref.{op.lower()}"
-        self.op_types = frozenset({op})
+        self.name = reference_primitive_name(op) if op else "ref.onnx"
+        self.op_types = frozenset({op}) if op else frozenset()
+
+    def runs(self, op: str) -> bool:
+        return op == self.op if self.op else op not in REFERENCE_OPS
+
+    def ops_label(self) -> list[str]:
+        return [self.op] if self.op else ["any op without a ref.<op> kernel (constant_ops, onnx.reference)"]
 
     def supports(self, node: Node, graph: Graph) -> str | None:
-        if node.op != self.op:
-            return f"runs {self.op} only"
+        if not self.runs(node.op):
+            return f"runs {self.op or 'ops without a reference kernel'} only"
         if node.op == "Conv":
             try:
                 rank = len(graph.shape(node.inputs[0]))
@@ -65,3 +66,4 @@ class ReferencePrimitive(Primitive):
 
 
 PRIMITIVES = {op: register(ReferencePrimitive(op)) for op in REFERENCE_PRIMITIVE_OPS}
+GENERIC_REFERENCE = register(ReferencePrimitive(None))

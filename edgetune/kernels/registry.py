@@ -24,6 +24,7 @@ PROVIDER_MODULES = (
     "edgetune.kernels.numba_conv",
     "edgetune.kernels.torch_conv",
     "edgetune.kernels.torch_int8",
+    "edgetune.kernels.torch_ops",
     "edgetune.kernels.ort_prims",
     "edgetune.kernels.converters",
 )
@@ -85,7 +86,7 @@ def unavailable() -> dict[str, str]:
 
 def candidates(node: Node, graph: Graph) -> list[tuple[Primitive, str | None]]:
     """Every registered primitive for the node's op type, with None or the reason it does not apply."""
-    return [(p, p.supports(node, graph)) for p in primitives() if node.op in p.op_types]
+    return [(p, p.supports(node, graph)) for p in primitives() if p.runs(node.op)]
 
 
 def converters() -> list[Converter]:

@@ -115,7 +115,8 @@ def _run_once(
     args = []
     for name, fmt in zip(dyn, fmts, strict=True):
         x = feeds[name]
-        args.append(_convert(x, Format("NCHW", str(x.dtype)), fmt, x.shape))
+        held = Format("NCHW", str(x.dtype)) if x.dtype.kind == "f" else FP32  # non-float: see Format
+        args.append(_convert(x, held, fmt, x.shape))
     try:
         outs = kernel(*args)
     except Exception as e:  # noqa: BLE001 - any kernel failure is a verification failure

@@ -91,7 +91,8 @@ def build_peers(
                       _initializer_bytes(model)))
     if int8:
         calib = calibration or [feeds] + [
-            {k: np.random.default_rng(s).standard_normal(v.shape).astype(np.float32) for k, v in feeds.items()}
+            {k: np.random.default_rng(s).standard_normal(v.shape).astype(np.float32) if v.dtype.kind == "f" else v
+             for k, v in feeds.items()}  # integer inputs (token ids) stay as given
             for s in range(1, 8)
         ]
         qmodel = quantize_int8(model, calib)

@@ -221,7 +221,8 @@ class Executor:
         self._in_slots = [self._slots[(i, FP32.key)] for i in g.inputs]
         self._plan_liveness()
         self.program = compile_program(self.steps)
-        self._inputs = [(name, slot, tuple(g.shape(name))) for name, slot in zip(g.inputs, self._in_slots, strict=True)]
+        self._inputs = [(name, slot, tuple(g.shape(name)), np.dtype(g.dtype(name)))
+                        for name, slot in zip(g.inputs, self._in_slots, strict=True)]
         self._outputs = list(zip(g.outputs, self._out_slots, strict=True))
 
     def _warm_up(self, units: list[list[Node]], resolved: list[list[Any]]) -> None:
@@ -276,13 +277,13 @@ class Executor:
     def run_program(self, program: list[Instruction], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run `program` (this plan's, or a stand-in of the same shape such as `stub_program`)."""
         slots: list[Any] = [None] * len(self._slot_bytes)
-        for name, slot, shape in self._inputs:
+        for name, slot, shape, dtype in self._inputs:
             x = feeds.get(name)
             if x is None:
                 raise EdgetuneError(f"missing input {name!r} (expected shape {shape})")
             if x.shape != shape:
                 raise EdgetuneError(f"input {name!r} has shape {tuple(x.shape)}, the model expects {shape}")
-            slots[slot] = np.ascontiguousarray(x, dtype=np.float32)
+            slots[slot] = np.ascontiguousarray(x, dtype=dtype)
         run_steps(program, slots)
         return {name: slots[s] for name, s in self._outputs}
 
@@ -374,6 +375,9 @@ _LIBRARY_STARTUP = {"numpy": "openblas", "numpy-reference": "openblas", "onnxrun
 def sample_input(graph: Graph, value: str, fmt: Format, sample: np.ndarray | None = None) -> Any:
     """A stand-in input for `value` in format `fmt`: `sample` (or N(0, 1) values) converted from NCHW fp32."""
     shape = graph.shape(value)
+    if graph.dtype(value) != "float32":  # token ids, masks: plain arrays of their own dtype (see Format)
+        return np.ascontiguousarray(sample) if sample is not None else stand_in_input(graph, value,
+                                                                                      np.random.default_rng(0))
     x = sample if sample is not None else np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if fmt.key == FP32.key:
@@ -449,7 +453,7 @@ def _resolve(name: str, node: Node, graph: Graph):  # noqa: ANN202 - returns a P
         why = registry.unavailable().get(name)
         extra = f" ({why})" if why else ""
         raise EdgetuneError(f"plan names unknown primitive {name!r} for node {node.name!r}{extra}") from None
-    if node.op not in prim.op_types:
+    if not prim.runs(node.op):
         raise EdgetuneError(f"primitive {name} does not run {node.op} (node {node.name!r})")
     reason = prim.supports(node, graph)
     if reason:
@@ -457,10 +461,33 @@ def _resolve(name: str, node: Node, graph: Graph):  # noqa: ANN202 - returns a P
     return prim
 
 
+def _index_bound(graph: Graph, value: str) -> int:
+    """The largest valid index count for an integer input: the gathered axis of every constant table it
+    indexes (token ids into an embedding), else 2."""
+    bounds = [2]
+    for n in graph.consumers(value):
+        if n.op == "Gather" and len(n.inputs) > 1 and n.inputs[1] == value and n.inputs[0] in graph.initializers:
+            bounds.append(int(graph.initializers[n.inputs[0]].shape[int(n.attr("axis", 0))]))
+    return min(bounds) if len(bounds) == 1 else min(bounds[1:])
+
+
+def stand_in_input(graph: Graph, value: str, rng: np.random.Generator) -> np.ndarray:
+    """A stand-in for graph input `value` from its declared dtype and shape: N(0, 1) floats (like a
+    normalised image or MFCCs), integers in [0, the table size they index), random booleans."""
+    shape, dtype = graph.shape(value), np.dtype(graph.dtype(value))
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.integers(0, _index_bound(graph, value), shape).astype(dtype)
+
+
 def default_feeds(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    """A realistic stand-in input: N(0, 1) values, like a normalised image."""
+    """The graph's example inputs (`--inputs FILE.npz`) when given, else stand-ins per input."""
+    if graph.example_feeds:
+        return {k: v.copy() for k, v in graph.example_feeds.items()}
     rng = np.random.default_rng(seed)
-    return {i: rng.standard_normal(graph.shape(i)).astype(np.float32) for i in graph.inputs}
+    return {i: stand_in_input(graph, i, rng) for i in graph.inputs}
 
 
 def reference_samples(graph: Graph, feeds: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:

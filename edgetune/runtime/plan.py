@@ -16,6 +16,7 @@ from typing import Any
 
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
+from edgetune.runtime.reference import reference_primitive_name
 
 PLAN_FORMAT = 1
 BUILTIN_PLANS = ("reference", "blas")
@@ -30,6 +31,15 @@ def graph_signature(graph: Graph) -> str:
         if n.activation is not None:
             h.update(f"{n.activation.op}{sorted(n.activation.params.items())}".encode())
     return h.hexdigest()[:16]
+
+
+def input_shapes(graph: Graph) -> dict[str, list[int]]:
+    """The concrete shape of every graph input (what a plan is made for)."""
+    return {i: [int(d) for d in graph.shape(i)] for i in graph.inputs}
+
+
+def _shapes_text(shapes: dict[str, list[int]]) -> str:
+    return ", ".join(f"{k}={'x'.join(str(d) for d in v)}" for k, v in shapes.items())
 
 
 @dataclass
@@ -62,7 +72,7 @@ class Plan:
             raise EdgetuneError(f"unknown built-in plan {name!r} (built-ins: {', '.join(BUILTIN_PLANS)})")
         choices = {}
         for n in graph.nodes:
-            prim = f"ref.{n.op.lower()}"
+            prim = reference_primitive_name(n.op)
             if name == "blas":
                 if n.op == "Conv":
                     prim = "conv.im2col.numpy"
@@ -73,8 +83,10 @@ class Plan:
 
     @classmethod
     def for_graph(cls, graph: Graph, choices: dict[str, NodeChoice], **kw: Any) -> Plan:
+        """A plan for `graph` on this device; `meta` records the concrete input shapes it was made for."""
         from edgetune.measure.device import fingerprint, fingerprint_id, library_versions, versions_id
 
+        kw["meta"] = {**kw.get("meta", {}), "input_shapes": input_shapes(graph)}
         return cls(
             model=graph.name, graph_signature=graph_signature(graph), choices=choices,
             device_id=fingerprint_id(), versions_id=versions_id(), device=fingerprint(),
@@ -161,7 +173,13 @@ class Plan:
         )
 
     def check_graph(self, graph: Graph, source: str = "plan") -> None:
-        """Refuse a plan made for another model (different graph) or missing nodes."""
+        """Refuse a plan made for another model (different graph), another input shape, or missing nodes."""
+        made_for, now = self.meta.get("input_shapes"), input_shapes(graph)
+        if made_for and self.model == graph.name and made_for != now:
+            raise EdgetuneError(
+                f"{source} was made for input shape {_shapes_text(made_for)} of {self.model!r}, not "
+                f"{_shapes_text(now)}; tune again with --input-shape for this shape"
+            )
         if self.graph_signature and self.graph_signature != graph_signature(graph):
             raise EdgetuneError(
                 f"{source} was made for model {self.model!r} (graph {self.graph_signature}), "

@@ -329,6 +329,155 @@ def _pad(node: Node, inputs: Inputs) -> Arr:
     return np.pad(x, width, mode=mode)
 
 
+def _erf(x: Arr) -> Arr:
+    from scipy.special import erf  # scipy is a dependency already (HiGHS MILP)
+
+    return erf(x)
+
+
+def _gelu(node: Node, inputs: Inputs) -> Arr:
+    """Opset-20 Gelu: exact (erf) or the tanh approximation."""
+    x = _f64(inputs[0])
+    if node.attr("approximate", "none") == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _layernorm(node: Node, inputs: Inputs) -> list[Arr]:
+    """LayerNormalization over axes `axis`.. (default -1), then scale and bias; the optional mean and
+    inverse std outputs, when a model uses them, are left to onnx.reference."""
+    if any(node.outputs[1:]):
+        raise _NoKernel
+    x = _f64(inputs[0])
+    axis = int(node.attr("axis", -1)) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mean) / np.sqrt(var + float(node.attr("epsilon", 1e-5))) * _f64(inputs[1])
+    bias = _arg(inputs, 2)
+    return [y + _f64(bias) if bias is not None else y]
+
+
+def _instancenorm(node: Node, inputs: Inputs) -> Arr:
+    """InstanceNormalization: per sample and channel over the spatial axes, then scale[c], bias[c]."""
+    x = _f64(inputs[0])
+    axes = tuple(range(2, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return (x - mean) / np.sqrt(var + float(node.attr("epsilon", 1e-5))) * _f64(inputs[1]).reshape(shape) \
+        + _f64(inputs[2]).reshape(shape)
+
+
+def _conv_transpose(node: Node, inputs: Inputs) -> Arr:
+    """Grouped N-d transposed convolution: per kernel tap, one batched matmul over (group, channels),
+    scattered (strided, dilated) into the full output, which pads then crop. `output_shape` and
+    auto_pad are left to onnx.reference (raised as unsupported here)."""
+    if node.attr("output_shape") is not None or node.attr("auto_pad", "NOTSET") not in ("NOTSET", "", None):
+        raise _NoKernel
+    x, wt = _f64(inputs[0]), _f64(inputs[1])
+    n, c, *sp = x.shape
+    g = int(node.attr("group", 1))
+    mg, ks = wt.shape[1], wt.shape[2:]
+    k = len(sp)
+    strides, dil = _spatial(node, "strides", k, 1), _spatial(node, "dilations", k, 1)
+    pads, extra = _spatial(node, "pads", 2 * k, 0), _spatial(node, "output_padding", k, 0)
+    full = [(sp[i] - 1) * strides[i] + (ks[i] - 1) * dil[i] + 1 + extra[i] for i in range(k)]
+    y = np.zeros((n, g, mg, *full))
+    xg = x.reshape(n, g, c // g, -1)
+    wg = wt.reshape(g, c // g, mg, *ks)
+    for tap in itertools.product(*(range(kk) for kk in ks)):
+        contrib = np.einsum("ngcp,gcm->ngmp", xg, wg[(slice(None), slice(None), slice(None), *tap)])
+        idx = tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in zip(tap, dil, strides, sp, strict=True))
+        y[(slice(None), slice(None), slice(None), *idx)] += contrib.reshape(n, g, mg, *sp)
+    y = y.reshape(n, g * mg, *full)
+    crop = tuple(slice(pads[i], full[i] - pads[k + i]) for i in range(k))
+    y = y[(slice(None), slice(None), *crop)]
+    bias = _arg(inputs, 2)
+    return y + _f64(bias).reshape(1, -1, *([1] * k)) if bias is not None else y
+
+
+_SOURCE_COORD: dict[str, Callable[[Arr, float, int, int], Arr]] = {
+    "half_pixel": lambda x, s, n_in, n_out: (x + 0.5) / s - 0.5,
+    "pytorch_half_pixel": lambda x, s, n_in, n_out: (x + 0.5) / s - 0.5 if n_out > 1 else x * 0.0,
+    "align_corners": lambda x, s, n_in, n_out: x * ((n_in - 1) / (n_out - 1)) if n_out > 1 else x * 0.0,
+    "asymmetric": lambda x, s, n_in, n_out: x / s,
+    "tf_half_pixel_for_nn": lambda x, s, n_in, n_out: (x + 0.5) / s,
+}
+_NEAREST: dict[str, Callable[[Arr], Arr]] = {
+    "round_prefer_floor": lambda c: np.ceil(c - 0.5),
+    "round_prefer_ceil": lambda c: np.floor(c + 0.5),
+    "floor": np.floor,
+    "ceil": np.ceil,
+}
+
+
+def _resize_axis(x: Arr, axis: int, n_out: int, scale: float, node: Node) -> Arr:
+    """Resample one axis (nearest or linear) with the node's coordinate transformation."""
+    n_in = x.shape[axis]
+    coord = _SOURCE_COORD[node.attr("coordinate_transformation_mode", "half_pixel")](
+        np.arange(n_out, dtype=np.float64), scale, n_in, n_out)
+    if node.attr("mode", "nearest") == "nearest":
+        idx = np.clip(_NEAREST[node.attr("nearest_mode", "round_prefer_floor")](coord), 0, n_in - 1)
+        return np.take(x, idx.astype(np.int64), axis=axis)
+    coord = np.clip(coord, 0, n_in - 1)
+    lo = np.floor(coord).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    frac = (coord - lo).reshape(shape)
+    return np.take(x, lo, axis=axis) * (1.0 - frac) + np.take(x, hi, axis=axis) * frac
+
+
+def _resize(node: Node, inputs: Inputs) -> Arr:
+    """Resize (and Upsample, which the opset upgrade turns into it): nearest or (bi)linear, one axis at
+    a time, from scales or sizes. Cubic, antialias, axes, keep_aspect_ratio and tf_crop_and_resize are
+    left to onnx.reference."""
+    mode, ctm = node.attr("mode", "nearest"), node.attr("coordinate_transformation_mode", "half_pixel")
+    if mode not in ("nearest", "linear") or ctm not in _SOURCE_COORD or node.attr("antialias", 0) \
+            or node.attr("axes") is not None or node.attr("keep_aspect_ratio_policy", "stretch") != "stretch" \
+            or node.attr("nearest_mode", "round_prefer_floor") not in _NEAREST:
+        raise _NoKernel
+    x = _f64(inputs[0])
+    scales, sizes = _arg(inputs, 2), _arg(inputs, 3)
+    if sizes is not None and sizes.size:
+        out = [int(v) for v in sizes.reshape(-1)]
+        factors = [o / i for o, i in zip(out, x.shape, strict=True)]
+    elif scales is not None and scales.size:
+        factors = [float(v) for v in scales.reshape(-1)]
+        out = [int(math.floor(i * f)) for i, f in zip(x.shape, factors, strict=True)]
+    else:
+        raise _NoKernel
+    for axis, (n_out, f) in enumerate(zip(out, factors, strict=True)):
+        if n_out != x.shape[axis] or f != 1.0:
+            x = _resize_axis(x, axis, n_out, f, node)
+    return x
+
+
+class _NoKernel(Exception):
+    """This configuration of the op is left to onnx.reference."""
+
+
+def _prelu(node: Node, inputs: Inputs) -> Arr:
+    x, slope = _f64(inputs[0]), _f64(inputs[1])
+    return np.where(x >= 0, x, x * slope)
+
+
+def _in_float64(node: Node, inputs: Inputs) -> list[Arr]:
+    """A constant_ops kernel (Sum, Pow, Sqrt, Gather, Where, Expand, Tile, Split, Reduce*, Cast, ...) on
+    float64 copies of float inputs: one implementation, computed at the reference's precision."""
+    from edgetune.graph.constant_ops import eval_constant_node  # lazy: graph must not need runtime
+
+    outs = eval_constant_node(node, [None if x is None else _f64(x) for x in inputs])
+    return list(outs or [])
+
+
+_F64_CONSTANT_OPS = ("Slice", "Sum", "Pow", "Sqrt", "Gather", "Where", "Expand", "Tile", "Split", "ReduceMean",
+                     "ReduceSum", "ReduceMax", "ReduceMin", "Cast", "Neg", "Abs", "Exp", "Log",
+                     "Reciprocal", "Min", "Max", "Equal", "Less", "Greater", "Not", "And", "Or")
+"""Ops whose reference kernel is constant_ops' NumPy one, in float64."""
+
+
 def _identity(node: Node, inputs: Inputs) -> list[Arr]:
     outs = [inputs[0]]
     if len(node.outputs) > 1 and node.outputs[1]:  # Dropout's mask: inference keeps everything
@@ -358,10 +507,24 @@ _OPS: dict[str, Callable[[Node, Inputs], Arr | list[Arr]]] = {
     "LRN": _lrn,
     "Identity": _identity,
     "Dropout": _identity,
+    **{op: _in_float64 for op in _F64_CONSTANT_OPS},
+    "Erf": lambda n, i: _erf(_f64(i[0])),
+    "Gelu": _gelu,
+    "LayerNormalization": _layernorm,
+    "InstanceNormalization": _instancenorm,
+    "PRelu": _prelu,
+    "ConvTranspose": _conv_transpose,
+    "Resize": _resize,
 }
 
 REFERENCE_OPS: frozenset[str] = frozenset(_OPS)
-"""Op types with a reference kernel here (others go to `constant_ops.eval_constant_node`)."""
+"""Op types with a reference kernel here; others go to `constant_ops.eval_constant_node`, then to ONNX's
+own reference implementation (`runtime/onnx_reference.py`)."""
+
+
+def reference_primitive_name(op: str) -> str:
+    """The `ref.*` primitive that runs op type `op` (`ref.onnx` when it has no kernel here)."""
+    return f"ref.{op.lower()}" if op in REFERENCE_OPS else "ref.onnx"
 
 
 def _finish(y: Arr) -> Arr:
@@ -381,18 +544,22 @@ def run_node(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
     fn = _OPS.get(node.op)
     try:
         if fn is not None:
-            out = fn(node, inputs)
+            try:
+                out = fn(node, inputs)
+            except _NoKernel:
+                from edgetune.runtime.onnx_reference import run_onnx_reference
+
+                out = run_onnx_reference(node, inputs)
             outs = out if isinstance(out, list) else [out]
             if node.op in ("MaxPool", "BatchNormalization") and any(node.outputs[1:]):
                 raise UnsupportedModelError(f"{node.op} node {node.name}: extra outputs "
                                             f"{[o for o in node.outputs[1:] if o]} are not supported")
         else:
             from edgetune.graph.constant_ops import eval_constant_node  # lazy: graph must not need runtime
+            from edgetune.runtime.onnx_reference import run_onnx_reference
 
             fallback = eval_constant_node(node, inputs)
-            if fallback is None:
-                raise UnsupportedModelError(f"no reference kernel for {node.op} (node {node.name})")
-            outs = list(fallback)
+            outs = list(fallback) if fallback is not None else run_onnx_reference(node, inputs)
         if node.activation is not None:
             outs[0] = activate(outs[0], node.activation)
     except EdgetuneError:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from edgetune.errors import EdgetuneError
+from edgetune.kernels.backends import generic_nodes
 from edgetune.kernels.ort_segments import fusable_primitive
 from edgetune.measure.overhead import executor_overhead
 from edgetune.modelsrc import ModelSource
 from edgetune.runtime.executor import Executor, default_feeds
-from edgetune.runtime.plan import NodeChoice, Plan
+from edgetune.runtime.plan import NodeChoice, Plan, input_shapes
 from edgetune.search import DesignSpace, SearchResult, get_strategy, pareto_front
 from edgetune.tuning.space_builder import SpaceInfo, build_space, choice_to_plan_choices
 
@@ -174,6 +175,8 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
                 json.dumps({"memory": plan_mem, "model": graph.name}))
     result = {
         "model": graph.name, "plan": str(plan_path), "out_dir": str(out_dir), "db": str(db.path),
+        "input_shapes": input_shapes(graph), "upgraded_from_opset": graph.upgraded_from,
+        "generic_nodes": {n.name: n.op for n in generic_nodes(graph)},
         "latency_ms": {"plan": best_row["median_ms"], "blas": blas_row["median_ms"],
                        "onnxruntime": ort_row["median_ms"]},
         "speedup": {"vs_blas": blas_row["median_ms"] / best_row["median_ms"],
@@ -293,6 +296,16 @@ def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfi
         pareto = []
         result.setdefault("notes", []).append(f"Pareto front not computed: {e}")
     notes = list(result.get("notes", []))
+    shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in result["input_shapes"].items())
+    notes.append(f"Tuned for input shape {shapes}; the plan is refused for any other shape.")
+    if graph.upgraded_from is not None:
+        notes.append(f"The model was upgraded from opset {graph.upgraded_from} to {graph.opset} at load "
+                     f"(ONNX version converter).")
+    if result["generic_nodes"]:
+        ops = sorted(set(result["generic_nodes"].values()))
+        notes.append(f"{len(result['generic_nodes'])} node(s) of ops edgetune has no kernel of its own for "
+                     f"({', '.join(ops)}) run on a generic backend (ONNX Runtime); their ground truth is "
+                     f"onnx.reference.")
     if info.fallbacks:
         notes.append(f"{len(info.fallbacks)} node(s) had no verified measured primitive and run on the reference "
                      f"kernel: {', '.join(info.fallbacks[:10])}")

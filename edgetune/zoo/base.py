@@ -58,6 +58,7 @@ class ModelSpec:
     dataset: str | None
     weights: Callable[[], Weights]
     build: Callable[[Weights], nn.Module]  # returns the module with its weights, not yet in eval mode
+    outputs: tuple[str, ...] = ("logits",)  # ONNX output names, in the module's return order
 
     def entry(self) -> ZooEntry:
         """The public description with the weights this machine would use now."""

@@ -61,23 +61,29 @@ def cache_path(name: str) -> Path:
     return cache_dir() / f"{name}-{version_key(name)}.onnx"
 
 
-def _export_bytes(s: ModelSpec) -> bytes:
-    """Run the legacy (TorchScript) exporter, which needs no onnxscript.
+def export_module(model: torch.nn.Module, input_shape: tuple[int, ...],
+                  output_names: tuple[str, ...] = (OUTPUT_NAME,)) -> onnx.ModelProto:
+    """Run the legacy (TorchScript) exporter, which needs no onnxscript, and fold its constants.
 
     ``TrainingMode.PRESERVE`` on an eval-mode module exports inference-mode BatchNormalization nodes
     instead of folding them into the convs (what ``EVAL`` does), so edgetune's own BN folding and
     the BN statistics stay visible in the file.
     """
-    weights = s.weights()
-    model = s.build(weights).eval()
-    x = torch.randn(s.input_shape, generator=torch.Generator().manual_seed(0))
+    model = model.eval()
+    x = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        torch.onnx.export(model, (x,), buf, input_names=[INPUT_NAME], output_names=list(output_names),
                           opset_version=OPSET, dynamo=False, do_constant_folding=True,
                           training=torch.onnx.TrainingMode.PRESERVE)
-    proto = fold_constants(onnx.load_from_string(buf.getvalue()))
+    return fold_constants(onnx.load_from_string(buf.getvalue()))
+
+
+def _export_bytes(s: ModelSpec) -> bytes:
+    """The ONNX file of zoo model `s`, with its name, weights and preprocessing as metadata."""
+    weights = s.weights()
+    proto = export_module(s.build(weights), s.input_shape, s.outputs)
     proto.graph.name = s.name
     proto.producer_name = "edgetune.zoo"
     props = {"edgetune.zoo.name": s.name, "edgetune.zoo.weights": weights.description,
@@ -126,7 +132,8 @@ def _drop_stale(path: Path, name: str) -> None:
 
 
 def build_onnx(name: str) -> onnx.ModelProto:
-    """The ONNX model of ``name`` (batch 1, fp32, input ``input``, output ``logits``), from the cache."""
+    """The ONNX model of ``name`` (batch 1, fp32, input ``input``, outputs ``logits`` or the spec's
+    `outputs`), from the cache."""
     path = cached_file(name)
     try:
         return onnx.load(str(path))

@@ -7,6 +7,8 @@ from torch import nn
 from edgetune.errors import EdgetuneError
 
 from . import (
+    deit,
+    ds_cnn,
     efficientnet,
     googlenet,
     mnist,
@@ -15,6 +17,8 @@ from . import (
     resnet,
     resnet_cifar,
     squeezenet,
+    ssdlite,
+    unet,
     vgg,
 )
 from .base import ModelSpec, ZooEntry
@@ -22,7 +26,7 @@ from .base import ModelSpec, ZooEntry
 _SPECS: dict[str, ModelSpec] = {
     s.name: s
     for module in (mobilenet_v1, mobilenet_v2, resnet, squeezenet, googlenet, vgg, efficientnet, resnet_cifar,
-                   mnist)
+                   mnist, ssdlite, deit, ds_cnn, unet)
     for s in module.SPECS
 }
 
