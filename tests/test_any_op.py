@@ -4,6 +4,7 @@ integer and multiple inputs/outputs, concrete shapes for symbolic dims, refusals
 from __future__ import annotations
 
 import json
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +209,8 @@ def test_decoder_and_transformer_ops_get_verified_primitives() -> None:
     assert [n.op for n in g.nodes] == ["ConvTranspose", "Relu", "LayerNormalization"]
     for node, fast in (("up", "convtranspose.torch"), ("ln", "layernorm.torch")):
         res = verify_node(g.node(node), g)
-        assert {fast, "op.ort", f"ref.{g.node(node).op.lower()}"} <= {k for k, r in res.items() if r.ok}, res
+        torch_one = {fast} if find_spec("torch") else set()  # torch is optional (ARMv8.0 boards)
+        assert torch_one | {"op.ort", f"ref.{g.node(node).op.lower()}"} <= {k for k, r in res.items() if r.ok}, res
 
 
 def test_cli_takes_input_shapes_and_inputs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -123,7 +124,8 @@ def main(cpu_model: str) -> int:
         files = TESTS_WITHOUT_TIMING + (TESTS_WITH_TORCH if HAS_TORCH else [])
         p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files], cwd=ROOT,
                            capture_output=True, text=True, timeout=1500)
-        tail = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr.strip()[-300:]
+        summary = [line for line in p.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
+        tail = summary[-1] if summary else p.stderr.strip()[-300:]
         if p.returncode != 0:
             print(p.stdout[-3000:])
             raise RuntimeError(tail)
