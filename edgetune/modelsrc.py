@@ -39,7 +39,7 @@ def open_model(spec: str, *, batch: int = 1) -> ModelSource:
     path = Path(spec)
     if path.suffix.lower() == ".onnx" or path.exists() or "/" in spec:
         proto = load_onnx(path)
-        return ModelSource(load_graph(proto, name=path.stem, batch=batch), proto, None)
+        return ModelSource(load_graph(proto, name=path.stem, batch=batch, origin=str(path)), proto, None)
     names = [e.name for e in zoo.list_models()]
     if spec not in names:
         raise EdgetuneError(f"model {spec!r} is neither an .onnx file nor a zoo model (zoo: {', '.join(names)})")

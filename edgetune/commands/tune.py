@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from edgetune.commands.profile import add_db_arguments, run_profile, thread_counts
+from edgetune.commands import checks
+from edgetune.commands.profile import add_db_arguments, check_db_arguments, run_profile, thread_counts
 from edgetune.errors import EdgetuneError
 from edgetune.modelsrc import DEFAULT_MODEL, open_model
 
@@ -41,6 +41,12 @@ def _config(args: argparse.Namespace) -> Any:
         raise EdgetuneError(f"unknown objective {args.objective!r} (valid: {', '.join(OBJECTIVES)})")
     if args.budget < 1:
         raise EdgetuneError(f"--budget must be at least 1 plan evaluation, got {args.budget}")
+    checks.positive(args.compare_time, "--compare-time")
+    checks.non_negative(args.max_memory, "--max-memory")
+    if args.max_memory == 0:
+        raise EdgetuneError("--max-memory must be > 0 bytes, got 0")
+    checks.non_negative(args.seed, "--seed")
+    check_db_arguments(args)
     default_prec = "fp32,fp16w" if args.objective == "memory" else "fp32"
     precisions = tuple(p.strip() for p in (args.precisions or default_prec).split(",") if p.strip())
     bad = [p for p in precisions if p not in PRECISIONS]
@@ -55,17 +61,24 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.tuning.loop import default_out_dir, tune
 
     cfg = _config(args)
+    if args.out:
+        checks.output_dir(args.out, "--out")
     src = open_model(args.model)
-    out = Path(args.out) if args.out else default_out_dir(src.graph.name)
+    out = checks.output_dir(args.out or default_out_dir(src.graph.name), "--out")
     db, summary = run_profile(src.graph, args)
     if summary.new_measurements == 0:
         args.console.print("profile: nothing new to measure, every cost came from the database")
-    return tune(src, cfg, out, db, summary, args.console)
+    from edgetune.commands.run import batch_of
+
+    result = tune(src, cfg, out, db, summary, args.console)
+    result.setdefault("batch", batch_of(src.graph))
+    return result
 
 
 def render(result: dict[str, Any], console: Any) -> None:
     lat, mem, srch = result["latency_ms"], result["memory_bytes"], result["search"]
-    t = Table(title=f"edgetune tune {result['model']}: measured side by side, batch 1 (median of alternating rounds)")
+    t = Table(title=f"edgetune tune {result['model']}: measured side by side, "
+                    f"batch {result.get('batch', 1)} (median of alternating rounds)")
     for col in ("variant", "latency ms", "x vs BLAS", "x vs ONNX Runtime", "memory MB"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     ort_mem = mem.get("onnxruntime_weights")

@@ -32,14 +32,15 @@ __all__ = [
 
 
 def load_graph(source: str | Path | ModelProto, *, name: str | None = None, batch: int = 1,
-               optimize: bool = True) -> Graph:
+               optimize: bool = True, origin: str | None = None) -> Graph:
     """Import an ONNX model (path or proto): fold constants, infer static shapes (a symbolic batch dim
-    becomes `batch`), and unless `optimize=False` fold BN, fuse activations and drop identities."""
+    becomes `batch`), and unless `optimize=False` fold BN, fuse activations and drop identities. `origin`
+    names a proto's file in error messages."""
     from edgetune.graph import passes
 
     if isinstance(source, ModelProto):
         name = name or source.graph.name or "model"
-        graph = import_model(source, name, batch=batch, source=name)
+        graph = import_model(source, name, batch=batch, source=origin or name)
     else:
         path = Path(source)
         graph = import_model(load_onnx(path), name or path.stem, batch=batch, source=str(path))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, PrepareContext, Primitive
@@ -33,6 +34,9 @@ DISPATCH_KEY = "executor.dispatch"
 # Timing budget per measurement: enough runs for a stable median of sub-millisecond kernels, short
 # enough that a whole model profiles in minutes on a 2-core machine.
 DEFAULT_TIME_CAP_S = 0.2
+# Wall-clock seconds one candidate's prepare + verification + timing may take in the worker before it is
+# excluded as hung (the slowest honest case, a reference kernel on a large layer, takes a few seconds).
+DEFAULT_KERNEL_TIMEOUT_S = 60.0
 # A primitive slower than this multiple of a node's best at the largest thread count is not timed at
 # other thread counts: fewer threads never make a kernel 3x faster here (probe: at most 1.6x).
 PRUNE_FACTOR = 3.0
@@ -68,7 +72,15 @@ class Profiler:
     _best_ms: float = float("inf")
 
     def __init__(self, graph: Graph, db: ProfileDB, threads: Sequence[int], *,
-                 samples: dict[str, np.ndarray] | None = None, time_cap_s: float = DEFAULT_TIME_CAP_S) -> None:
+                 samples: dict[str, np.ndarray] | None = None, time_cap_s: float = DEFAULT_TIME_CAP_S,
+                 kernel_timeout_s: float = DEFAULT_KERNEL_TIMEOUT_S) -> None:
+        if not threads or min(threads) < 1:
+            raise EdgetuneError(f"profiler: thread counts must be >= 1, got {list(threads)}")
+        if not (np.isfinite(time_cap_s) and time_cap_s > 0):
+            raise EdgetuneError(f"profiler: time cap must be > 0 s, got {time_cap_s}")
+        if not (np.isfinite(kernel_timeout_s) and kernel_timeout_s > 0):
+            raise EdgetuneError(f"profiler: kernel timeout must be > 0 s, got {kernel_timeout_s}")
+        self.kernel_timeout_s = kernel_timeout_s
         self.graph, self.db, self.threads = graph, db, sorted(set(threads))
         self._samples = samples
         self.time_cap_s = time_cap_s
