@@ -45,6 +45,12 @@ def register(obj: Primitive | Converter) -> Primitive | Converter:
     return obj
 
 
+def unregister(name: str) -> None:
+    """Remove a primitive registered from outside edgetune (tests, plugins); unknown names are ignored."""
+    _PRIMITIVES.pop(name, None)
+    _UNAVAILABLE.pop(name, None)
+
+
 def load_all() -> None:
     global _loaded
     if _loaded:
