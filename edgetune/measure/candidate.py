@@ -21,11 +21,16 @@ from edgetune.kernels.base import FP32, PrepareContext, Primitive
 from edgetune.kernels.registry import converter_route
 from edgetune.kernels.threads import set_threads
 from edgetune.measure import kernel_memory
+from edgetune.measure.load import LoadMonitor
 from edgetune.measure.timing import Timing, time_callable
 
 # A kernel whose single warm call takes over this multiple of the node's best so far is recorded from
 # three calls alone (see CandidateMeasurer._probe).
 HOPELESS_FACTOR = 6.0
+# The hopeless verdict is trusted only when other processes used at most this many cores meanwhile (the
+# timing harness's default threshold), read over a window of at least PROBE_WINDOW_S.
+MAX_FOREIGN_CORES = 0.3
+PROBE_WINDOW_S = 0.1
 
 
 @dataclass
@@ -110,16 +115,25 @@ class CandidateMeasurer:
     def _probe(kernel: Any, inputs: list[Any], req: CandidateRequest) -> Timing | None:
         """Three timed calls; a kernel whose fastest is over HOPELESS_FACTOR x the node's best so far is
         recorded from them (runs=3) instead of a full timing: it cannot be chosen, and slow kernels dominate
-        profiling time. The minimum of three keeps one hiccup from condemning a good kernel."""
+        profiling time. The minimum of three keeps one hiccup from condemning a good kernel, and the calls
+        are watched for foreign load: under load the verdict is not trusted and the full timing (with its
+        retries and `disturbed` flag) runs instead, so a busy neighbour cannot make a kernel look hopeless."""
         if not req.probe or not np.isfinite(req.best_ms):
             return None
         samples = []
+        monitor = LoadMonitor().start()
         for _ in range(3):
             t0 = time.perf_counter()
             kernel(*inputs)
             samples.append((time.perf_counter() - t0) * 1e3)
+        if (pad := PROBE_WINDOW_S - monitor.elapsed_s()) > 0:
+            time.sleep(pad)  # /proc/stat ticks are 10 ms: a shorter window reads noise
+        load = monitor.stop()
         ms = min(samples)
         if ms <= HOPELESS_FACTOR * req.best_ms:
             return None
+        if load.foreign_cores is not None and load.foreign_cores > MAX_FOREIGN_CORES:
+            return None
         med = float(np.median(samples))
-        return Timing(med, ms, max(samples), ms, (max(samples) - ms) / med, 3, None, False, float("inf"))
+        return Timing(med, ms, max(samples), ms, (max(samples) - ms) / med, 3, load.foreign_cores, False,
+                      float("inf"))
