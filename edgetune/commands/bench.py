@@ -40,8 +40,10 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
         else:
             fns[name], wb = v
             memory[name] = {"weight_bytes": wb}
-    console.print("preparing peers (ONNX Runtime fp32/int8, torch eager)...")
-    for peer in build_peers(src.graph, src.onnx_model, feeds, threads, int8=int8, torch_module=src.torch_module()):
+    torch_module = src.torch_module()
+    names = ["ONNX Runtime fp32", *(["ONNX Runtime int8"] if int8 else []), *(["torch eager"] if torch_module else [])]
+    console.print(f"preparing peers ({', '.join(names)})...")
+    for peer in build_peers(src.graph, src.onnx_model, feeds, threads, int8=int8, torch_module=torch_module):
         fns[peer.name] = peer.fn
         memory[peer.name] = {"weight_bytes": peer.weight_bytes, "note": peer.note}
     console.print(f"timing {len(fns)} variants side by side (alternating rounds, up to {time_cap:.0f} s)...")
