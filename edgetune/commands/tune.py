@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compare-time", type=float, default=20.0, help="seconds of end-to-end comparison at most")
     p.add_argument("--quick", action="store_true", help="only the chosen strategy and exact (no comparison runs)")
+    p.add_argument("--no-screenshot", action="store_true",
+                   help="do not open report.html in headless Chromium to check it and save report.png")
     add_db_arguments(p)
 
 
@@ -72,7 +74,31 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
 
     result = tune(src, cfg, out, db, summary, args.console)
     result.setdefault("batch", batch_of(src.graph))
+    if not args.no_screenshot:
+        result["report_check"] = _check_report(result.get("report"), args.console)
     return result
+
+
+def _check_report(report: str | None, console: Any) -> dict[str, Any] | None:
+    """Open the report in headless Chromium when one is installed: warn about console errors or broken
+    images, and save a full-page screenshot (report.png) beside it. Best effort: never fails the run."""
+    from pathlib import Path
+
+    from edgetune.report.browser import check_page, find_browser
+
+    if not report or find_browser() is None:
+        return None
+    try:
+        check = check_page(Path(report), Path(report).with_name("report.png"))
+    except (OSError, RuntimeError, TimeoutError, ValueError, KeyError) as e:
+        checks.warn(console, f"could not check the report in a browser: {e}")
+        return None
+    broken = [src for src, ok in check.images if not ok]
+    if check.errors or broken:
+        checks.warn(console, f"report.html in a browser: {len(check.errors)} console error(s), "
+                             f"{len(broken)} broken image(s)")
+    return {"screenshot": str(check.screenshot), "console_errors": check.errors, "broken_images": broken,
+            "tables": check.tables}
 
 
 def render(result: dict[str, Any], console: Any) -> None:
@@ -94,3 +120,6 @@ def render(result: dict[str, Any], console: Any) -> None:
                   f"(design space 10^{srch['design_space_log10']:.0f} plans). Chosen by measurement: "
                   f"{srch['chosen_candidate']}.")
     console.print(f"plan: {result['plan']}\nreport: {result['report']}")
+    shot = result.get("report_check") or {}
+    if shot.get("screenshot"):
+        console.print(f"report screenshot (headless Chromium): {shot['screenshot']}")

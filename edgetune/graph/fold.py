@@ -11,6 +11,7 @@ bounds, Pad pads, Slice starts/ends/axes/steps) and its output shapes inferred.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -193,6 +194,22 @@ def _trim_outputs(node: Node, used: set[str]) -> None:
         node.outputs = node.outputs[:1]
 
 
+_MALFORMED = (ValueError, IndexError, KeyError, ZeroDivisionError, TypeError, RuntimeError, OverflowError,
+              AttributeError)
+
+
+def _guarded(node: Node, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)`, with an error a malformed node provokes (attribute lists too short, a stride of 0,
+    an axis given twice...) turned into a one-line error naming the node."""
+    try:
+        return fn(*args)
+    except EdgetuneError:
+        raise
+    except _MALFORMED as e:
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise node_error(node, f"malformed attributes or inputs ({type(e).__name__}: {first})") from None
+
+
 def fold_and_infer(graph: Graph, source: str | None = None) -> None:
     """Fold constants and infer shapes in one sweep; raise one UnsupportedModelError listing every node
     that neither folds nor is an op edgetune runs."""
@@ -207,7 +224,7 @@ def fold_and_infer(graph: Graph, source: str | None = None) -> None:
                 stuck.setdefault(node.op, []).append(node.name)
             continue
         if all(not i or i in graph.initializers for i in node.inputs):
-            outs = _evaluate(node, graph)
+            outs = _guarded(node, _evaluate, node, graph)
             if outs is not None:
                 for name, arr in zip(node.outputs, outs, strict=False):
                     if name:
@@ -217,7 +234,7 @@ def fold_and_infer(graph: Graph, source: str | None = None) -> None:
         if node.op in ("Shape", "Size") and node.inputs[0] in graph.values \
                 and graph.values[node.inputs[0]].shape is not None:
             dummy = np.broadcast_to(np.empty((), np.uint8), graph.values[node.inputs[0]].shape)  # no memory
-            out = eval_constant_node(node, [dummy])
+            out = _guarded(node, eval_constant_node, node, [dummy])
             graph.initializers[node.outputs[0]] = out[0]
             graph.values.pop(node.outputs[0], None)
             continue
@@ -227,8 +244,8 @@ def fold_and_infer(graph: Graph, source: str | None = None) -> None:
             unknown.update(node.outputs)
             continue
         _trim_outputs(node, used)
-        for n in lift(node, graph) if lift else [node]:
-            infer_node(n, graph)
+        for n in _guarded(node, lift, node, graph) if lift else [node]:
+            _guarded(n, infer_node, n, graph)
             kept.append(n)
     graph.nodes = kept
     if stuck:
