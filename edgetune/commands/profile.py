@@ -54,12 +54,12 @@ def check_db_arguments(args: argparse.Namespace) -> None:
 
 
 def run_profile(graph: Any, args: argparse.Namespace) -> tuple[Any, Any]:
-    """Open the DB and profile `graph` with a progress bar; returns (db, summary)."""
+    """Open the DB and profile `graph` with a progress bar; returns (db, summary). The flags must have
+    passed `check_db_arguments` first."""
     from edgetune.measure.db import ProfileDB
     from edgetune.measure.profiler import DEFAULT_KERNEL_TIMEOUT_S, DEFAULT_TIME_CAP_S, Profiler
     from edgetune.report.progress import progress_bar
 
-    check_db_arguments(args)
     db = ProfileDB(args.db)
     time_cap = DEFAULT_TIME_CAP_S if args.time_cap is None else args.time_cap
     timeout = DEFAULT_KERNEL_TIMEOUT_S if args.kernel_timeout is None else args.kernel_timeout
