@@ -101,6 +101,12 @@ def _check_report(report: str | None, console: Any) -> dict[str, Any] | None:
             "tables": check.tables}
 
 
+def _measured(result: dict[str, Any]) -> str:
+    """", 7.79 ms measured" for the exact optimum's plan when it was run end to end."""
+    exact = next((c for c in result.get("candidates", []) if str(c.get("name", "")).startswith("exact")), {})
+    return f", {exact['measured_ms']:.2f} ms measured" if exact.get("measured_ms") else ""
+
+
 def render(result: dict[str, Any], console: Any) -> None:
     lat, mem, srch = result["latency_ms"], result["memory_bytes"], result["search"]
     t = Table(title=f"edgetune tune {result['model']}: measured side by side, "
@@ -110,13 +116,18 @@ def render(result: dict[str, Any], console: Any) -> None:
     ort_mem = mem.get("onnxruntime_weights")
     rows = [("edgetune plan", lat["plan"], mem["plan"]), ("BLAS fp32 baseline", lat["blas"], mem["blas"]),
             ("ONNX Runtime fp32 (whole graph)", lat["onnxruntime"], ort_mem)]
+    for r in result.get("comparison", []):  # the other peers that were timed (torch eager, ...)
+        if str(r.get("variant", "")).startswith(("torch", "onnxruntime int8")):
+            rows.append((r["variant"], r["median_ms"], r.get("memory", {}).get("weight_bytes")))
     for name, ms, m in rows:
         t.add_row(name, f"{ms:.2f}", f"{lat['blas'] / ms:.2f}", f"{lat['onnxruntime'] / ms:.2f}",
                   f"{m / 1e6:.1f}" if m else "-")
     console.print(t)
     console.print(f"memory: planned total (weights + workspace + activation arena) for edgetune plans; weights only "
-                  f"for ONNX Runtime. Search: {srch['strategy']} reached {srch['predicted_ms']:.2f} ms predicted in "
-                  f"{srch['evaluations']} evaluations; exact optimum {srch['optimum_ms']:.2f} ms predicted "
+                  f"for ONNX Runtime and the other peers. Search: {srch['strategy']} reached "
+                  f"{srch['predicted_ms']:.2f} ms predicted in "
+                  f"{srch['evaluations']} evaluations; exact optimum {srch['optimum_ms']:.2f} ms "
+                  f"predicted{_measured(result)} "
                   f"(design space 10^{srch['design_space_log10']:.0f} plans). Chosen by measurement: "
                   f"{srch['chosen_candidate']}.")
     console.print(f"plan: {result['plan']}\nreport: {result['report']}")
