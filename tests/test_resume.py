@@ -44,6 +44,24 @@ def _keys(db):
         con.close()
 
 
+def _wait_for_rows(db, n, proc, timeout_s=300.0):
+    """Until the DB (read-only, beside the writer) holds at least n rows."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, "the profile finished before it could be killed"
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+            try:
+                if sum(con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in KEYS) >= n:
+                    return
+            finally:
+                con.close()
+        except sqlite3.Error:
+            pass  # not created yet
+        time.sleep(0.05)
+    raise AssertionError(f"{db} never reached {n} rows")
+
+
 def _rows(keys):
     return sum(len(v) for v in keys.values())
 
@@ -57,27 +75,29 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_keys(model
     assert json.loads(out)["new_measurements"] == _rows(ref_keys) >= 8
 
     db = tmp_path / "killed.sqlite"
-    rng = random.Random(13)
+    seed = random.SystemRandom().randrange(2**32)  # new points every run; printed to reproduce one
+    rng = random.Random(seed)
+    total = _rows(ref_keys)
     seen = {t: set() for t in KEYS}
     kills = []
-    for _ in range(2):
+    # kill once the DB holds a random number of rows (plus a random fraction of a measurement): mid-profile
+    # on any machine, however slow its start-up
+    for target in sorted(rng.sample(range(1, total), 2)):
         proc = _profile(model, db)
-        kills.append(rng.uniform(2.0, 9.0))
-        time.sleep(kills[-1])
+        _wait_for_rows(db, target, proc)
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
-        if not db.exists():
-            continue
         now = _keys(db)  # opens and checks integrity after every kill
-        assert all(seen[t] <= now[t] for t in KEYS), "a kill lost rows already written"
+        assert all(seen[t] <= now[t] for t in KEYS), f"a kill lost rows already written (seed {seed})"
         seen = now
-        kills[-1] = f"{kills[-1]:.1f} s: {_rows(now)} rows"
+        kills.append(f"after {target}+ rows: {_rows(now)} rows")
     before = _rows(seen)
     resumed = _profile(model, db)
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
-    assert _keys(db) == ref_keys
+    assert _keys(db) == ref_keys, f"seed {seed}"
     # nothing measured twice: the resumed run took exactly the measurements that were missing
     assert json.loads(out)["new_measurements"] == _rows(ref_keys) - before
-    print(f"kill/resume: killed at {kills}; resumed with {before} of {_rows(ref_keys)} rows, measured the "
+    print(f"kill/resume (seed {seed}): SIGKILL {kills}; resumed with {before} of {_rows(ref_keys)} rows, measured the "
           f"{_rows(ref_keys) - before} missing; final keys equal the uninterrupted run's, integrity ok")
