@@ -114,6 +114,17 @@ def _models(d: Path) -> list[Case]:
     bad_w = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_bad")], [_vi("x", [1, 3, 8, 8])],
                    [_vi("y", None)], {"w": np.ones((4, 5, 3, 3), np.float32)})
     no_out = _model([helper.make_node("Relu", ["x"], ["a"], name="r1")], [_vi("x", [1, 4])], [_vi("nothing", None)])
+    stride0 = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv_s0", strides=[0, 0])],
+                     [_vi("x", [1, 3, 8, 8])], [_vi("y", None)], {"w": w})
+    untyped = _conv_model()
+    untyped.graph.input[0].type.tensor_type.elem_type = 0
+    unsq = _model([helper.make_node("Unsqueeze", ["x", "ax"], ["y"], name="unsq_dup")], [_vi("x", [1, 4])],
+                  [_vi("y", None)], {"ax": np.array([1, 1], np.int64)})
+    cases += [  # found by bench/fuzz_import.py
+        Case("fuzz: a stride of 0", ["inspect", _save(stride0, d / "stride0.onnx")], needles=["stride0", "conv_s0"]),
+        Case("fuzz: element type 0", ["inspect", _save(untyped, d / "untyped.onnx")], needles=["untyped", "type 0"]),
+        Case("fuzz: an axis given twice", ["inspect", _save(unsq, d / "unsq.onnx")], needles=["unsq", "unsq_dup"]),
+    ]
     cases += [
         Case("a cycle", ["inspect", _save(cyc, d / "cycle.onnx")], needles=["cycle.onnx", "cycle"]),
         Case("a dangling input", ["inspect", _save(dangling, d / "dangling.onnx")], needles=["dangling.onnx", "ghost"]),

@@ -151,7 +151,9 @@ def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
     seen: set[str] = set()
     names = []
     for i, n in enumerate(nodes):
-        base = n.name or f"{n.op_type}_{i}"
+        # protobuf hands back bytes for a name that is not valid UTF-8
+        raw = n.name.decode("utf-8", "replace") if isinstance(n.name, bytes) else n.name
+        base = raw or f"{n.op_type}_{i}"
         name, k = base, 1
         while name in seen:
             name, k = f"{base}_{k}", k + 1
@@ -197,7 +199,8 @@ def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = N
     except ValueError:
         placed = _placeable(graph)
         stuck = [n.name for n in graph.nodes if n.name not in placed]
-        raise EdgetuneError(f"{source}: the graph has a cycle through nodes {', '.join(stuck[:6])}") from None
+        raise EdgetuneError(f"{source}: the graph has a cycle through nodes {', '.join(map(str, stuck[:6]))}") \
+            from None
     return graph
 
 
