@@ -252,6 +252,7 @@ def _flags(d: Path) -> list[Case]:
     run, prof, tune = ["run", good, "--time-cap", "0.1"], ["profile", good, "--db", db], ["tune", good, "--db", db]
     return [
         Case("run --threads -1", [*run, "--threads", "-1"], needles=["--threads", "-1"]),
+        Case("primitives --threads -1", ["primitives", good, "--threads", "-1"], needles=["--threads", "-1"]),
         Case("run --threads 0", [*run, "--threads", "0"], needles=["--threads", "0"]),
         Case("bench --threads -2", ["bench", good, "--threads", "-2"], needles=["--threads", "-2"]),
         Case("run --time-cap -1", ["run", good, "--time-cap", "-1"], needles=["--time-cap", "-1"]),

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
 from edgetune.kernels import registry
 from edgetune.measure.candidate import CandidateMeasurer, CandidateOutcome, CandidateRequest
@@ -111,11 +112,14 @@ class IsolatedMeasurer:
         theirs.close()
         self._conn = Connection(mine.detach())
         self._conn.send_bytes(pickle.dumps((self.graph, self.samples, self.time_cap_s, _plugin_primitives())))
-        msg = self._receive(time.monotonic() + max(STARTUP_TIMEOUT_S, self.timeout_s))
+        try:
+            msg = self._receive(time.monotonic() + max(STARTUP_TIMEOUT_S, self.timeout_s))
+        except (EOFError, OSError):
+            msg = ("died", self._exit_words())
         if msg is None or msg[0] != "ready":
-            status = "did not start in time" if msg is None else f"sent {msg!r}"
+            status = "did not start in time" if msg is None else f"failed to start ({msg[-1]})"
             self._kill()
-            raise RuntimeError(f"measurement worker {status}")
+            raise EdgetuneError(f"the measurement worker process {status}; see the messages above")
 
     def _receive(self, deadline: float) -> Any:
         """The next message, None at the deadline; raises EOFError when the worker died."""
