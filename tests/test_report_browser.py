@@ -40,3 +40,13 @@ def test_a_broken_image_is_caught(tmp_path):
     check = check_page(html)
     assert check.images == [("missing.png", False)] and check.tables == 1
     assert check.errors, "a failed image load must show up as an error"
+
+
+def test_tune_saves_report_png_beside_the_report(tmp_path):
+    from edgetune.commands.tune import _check_report
+
+    html = write_report(full_data(), tmp_path / "run")
+    res = _check_report(str(html), console=None)
+    assert res is not None and res["screenshot"] == str(tmp_path / "run" / "report.png")
+    assert (tmp_path / "run" / "report.png").read_bytes().startswith(PNG_MAGIC)
+    assert res["console_errors"] == [] and res["broken_images"] == [] and res["tables"] >= 6
