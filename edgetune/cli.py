@@ -67,6 +67,11 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _one_line(e: BaseException) -> str:
+    """The message with line breaks folded: an error is one line however a library worded it."""
+    return " ".join(str(e).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
@@ -90,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[dim]measured on: {summary_line(result['device'])}[/dim]", soft_wrap=True)
         return 0
     except EdgetuneError as e:
-        err.print(f"[red]edgetune: error:[/red] {e}", markup=True, soft_wrap=True)
+        from rich.markup import escape
+
+        err.print(f"[red]edgetune: error:[/red] {escape(_one_line(e))}", markup=True, soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
         err.print("edgetune: interrupted (measurements already written are kept)")
@@ -98,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a bug: one line unless debugging
         if os.environ.get("EDGETUNE_DEBUG"):
             raise
-        err.print(f"edgetune: internal error: {type(e).__name__}: {e} (set EDGETUNE_DEBUG=1 for a traceback)")
+        err.print(f"edgetune: internal error: {type(e).__name__}: {_one_line(e)} (set EDGETUNE_DEBUG=1 for a "
+                  "traceback)", markup=False, soft_wrap=True)
         return 1
 
 

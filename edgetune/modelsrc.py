@@ -101,7 +101,7 @@ def open_model(spec: str, *, batch: int = 1, input_shapes: dict[str, tuple[int, 
     path = Path(spec)
     if path.suffix.lower() == ".onnx" or path.exists() or "/" in spec:
         proto = load_onnx(path)
-        graph = load_graph(proto, name=path.stem, batch=batch, input_shapes=input_shapes)
+        graph = load_graph(proto, name=path.stem, batch=batch, input_shapes=input_shapes, origin=str(path))
         return ModelSource(_prepare(graph, str(path), inputs), proto, None)
     try:
         from edgetune import zoo  # the zoo's builders are torch modules: loaded only for zoo names

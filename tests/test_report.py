@@ -153,3 +153,18 @@ def test_many_layers_figure_grows(tmp_path: Path) -> None:
     png = (tmp_path / "layers.png").read_bytes()
     height = int.from_bytes(png[20:24], "big")  # IHDR height
     assert height > 120 * 15  # at least ~15 px per row keeps labels readable
+
+
+def test_summary_sets_predictions_beside_measurements(tmp_path):
+    page = write_report(full_data(), tmp_path).read_text()
+    assert "9.30 ms measured median" in page and "predicted 8.70 ms" in page
+    assert "Optimum predicted by the cost model: 8.70 ms; that plan measured 9.30 ms end to end" in page
+
+
+def test_pareto_caption_mentions_a_star_only_when_one_is_drawn(tmp_path):
+    data = full_data()
+    assert "the star is the plan that was picked" in write_report(data, tmp_path / "a").read_text()
+    for p in data["pareto"]:
+        p.pop("chosen", None)
+    page = write_report(data, tmp_path / "b").read_text()
+    assert "star is" not in page and "no point is starred" in page

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from edgetune.commands.run import default_threads, resolve_plan
+from edgetune.commands.run import batch_of, resolve_plan
 from edgetune.modelsrc import add_model_arguments, open_model_args
 
 
@@ -41,8 +41,10 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
         else:
             fns[name], wb = v
             memory[name] = {"weight_bytes": wb}
-    console.print("preparing peers (ONNX Runtime fp32/int8, torch eager)...")
-    for peer in build_peers(src.graph, src.onnx_model, feeds, threads, int8=int8, torch_module=src.torch_module()):
+    torch_module = src.torch_module()
+    names = ["ONNX Runtime fp32", *(["ONNX Runtime int8"] if int8 else []), *(["torch eager"] if torch_module else [])]
+    console.print(f"preparing peers ({', '.join(names)})...")
+    for peer in build_peers(src.graph, src.onnx_model, feeds, threads, int8=int8, torch_module=torch_module):
         fns[peer.name] = peer.fn
         memory[peer.name] = {"weight_bytes": peer.weight_bytes, "note": peer.note}
     console.print(f"timing {len(fns)} variants side by side (alternating rounds, up to {time_cap:.0f} s)...")
@@ -56,9 +58,11 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
+    from edgetune.commands import checks
     from edgetune.runtime.executor import Executor
 
-    threads = args.threads or default_threads()
+    threads = checks.threads(args.threads, console=args.console)
+    checks.positive(args.time_cap, "--time-cap")
     src = open_model_args(args)
     variants: dict[str, Any] = {"edgetune blas fp32 (baseline)": Executor(src.graph, resolve_plan("blas", src.graph,
                                                                                                    threads))}
@@ -70,12 +74,12 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     base = rows[0]["median_ms"]
     for r in rows:
         r["speedup_vs_blas"] = base / r["median_ms"]
-    return {"model": src.graph.name, "threads": threads, "rows": rows}
+    return {"model": src.graph.name, "batch": batch_of(src.graph), "threads": threads, "rows": rows}
 
 
 def render(result: dict[str, Any], console: Any) -> None:
-    t = Table(title=f"edgetune bench {result['model']}: batch 1, {result['threads']} threads, wall-clock per "
-                    "inference, all variants alternated in one run")
+    t = Table(title=f"edgetune bench {result['model']}: batch {result.get('batch', 1)}, {result['threads']} "
+                    "threads, wall-clock per inference, all variants alternated in one run")
     for col in ("variant", "median ms", "p10-p90 ms", "runs", "x vs BLAS", "weights MB", "planned total MB"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for r in result["rows"]:

@@ -26,12 +26,15 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
         "params": sum(int(r.get("params", 0)) for r in rows),
         "activation_bytes": sum(int(r.get("activation_bytes", 0)) for r in rows),
     }
-    return {"model": graph.name, "inputs": {i: list(graph.shape(i)) for i in graph.inputs}, "layers": rows,
-            "totals": totals}
+    from edgetune.commands.run import batch_of
+
+    return {"model": graph.name, "batch": batch_of(graph), "inputs": {i: list(graph.shape(i)) for i in graph.inputs},
+            "layers": rows, "totals": totals}
 
 
 def render(result: dict[str, Any], console: Any) -> None:
-    t = Table(title=f"{result['model']}: layers (MACs = multiply-accumulates per inference, batch 1)")
+    t = Table(title=f"{result['model']}: layers (MACs = multiply-accumulates per inference, "
+                      f"batch {result.get('batch', 1)})")
     for col in ("#", "node", "op", "input shapes", "output shape", "MACs", "params", "act. bytes"):
         t.add_column(col, justify="right" if col in ("#", "MACs", "params", "act. bytes") else "left")
     for i, r in enumerate(result["layers"]):

@@ -29,6 +29,9 @@ def _registry() -> dict[str, Any]:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
+    from edgetune.commands import checks
+
+    checks.threads(args.threads, console=args.console)
     if not args.model:
         return _registry()
     from edgetune.kernels.verify import verify

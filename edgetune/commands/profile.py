@@ -23,31 +23,48 @@ def add_db_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", default=None,
                    help="thread counts to measure, comma-separated (default: 1 and all cores)")
     p.add_argument("--time-cap", type=float, default=None, help="seconds of timing per measurement at most")
+    p.add_argument("--kernel-timeout", type=float, default=None,
+                   help="seconds one candidate's prepare, verification and timing may take before it is "
+                        "excluded as hung (default 60)")
 
 
-def thread_counts(spec: str | None) -> list[int]:
-    from edgetune.commands.run import default_threads
+def thread_counts(spec: str | None, console: Any = None) -> list[int]:
+    """The thread counts of --threads, each in 1.. (a warning above the usable cores)."""
+    from edgetune.commands import checks
     from edgetune.errors import EdgetuneError
 
     if not spec:
-        return sorted({1, default_threads()})
+        return sorted({1, checks.usable_cores()})
     try:
         counts = sorted({int(x) for x in spec.split(",") if x.strip()})
     except ValueError:
         raise EdgetuneError(f"--threads: expected comma-separated integers, got {spec!r}") from None
     if not counts or min(counts) < 1:
         raise EdgetuneError(f"--threads: thread counts must be >= 1, got {spec!r}")
+    checks.threads(max(counts), console=console)
     return counts
 
 
+def check_db_arguments(args: argparse.Namespace) -> None:
+    """Validate the measuring flags before anything is opened or measured."""
+    from edgetune.commands import checks
+
+    checks.positive(args.time_cap, "--time-cap")
+    checks.positive(args.kernel_timeout, "--kernel-timeout")
+    thread_counts(args.threads, getattr(args, "console", None))
+
+
 def run_profile(graph: Any, args: argparse.Namespace) -> tuple[Any, Any]:
-    """Open the DB and profile `graph` with a progress bar; returns (db, summary)."""
+    """Open the DB and profile `graph` with a progress bar; returns (db, summary). The flags must have
+    passed `check_db_arguments` first."""
     from edgetune.measure.db import ProfileDB
-    from edgetune.measure.profiler import DEFAULT_TIME_CAP_S, Profiler
+    from edgetune.measure.profiler import DEFAULT_KERNEL_TIMEOUT_S, DEFAULT_TIME_CAP_S, Profiler
     from edgetune.report.progress import progress_bar
 
     db = ProfileDB(args.db)
-    prof = Profiler(graph, db, thread_counts(args.threads), time_cap_s=args.time_cap or DEFAULT_TIME_CAP_S)
+    time_cap = DEFAULT_TIME_CAP_S if args.time_cap is None else args.time_cap
+    timeout = DEFAULT_KERNEL_TIMEOUT_S if args.kernel_timeout is None else args.kernel_timeout
+    prof = Profiler(graph, db, thread_counts(args.threads), time_cap_s=time_cap, kernel_timeout_s=timeout)
     bars: list[Any] = []
 
     def progress(description: str, total: int) -> Any:
@@ -67,6 +84,7 @@ def run_profile(graph: Any, args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
+    check_db_arguments(args)
     graph = load_model_args(args)
     db, s = run_profile(graph, args)
     return {"model": graph.name, "new_measurements": s.new_measurements, "cached": s.cached,

@@ -27,9 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def default_threads() -> int:
-    import os
+    from edgetune.commands.checks import usable_cores
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
+
+
+def batch_of(graph: Any) -> int:
+    """The batch the model runs at: the first dim of its first input (1 for a model without inputs)."""
+    shape = graph.shape(graph.inputs[0]) if graph.inputs else ()
+    return int(shape[0]) if len(shape) >= 2 else 1
 
 
 def resolve_plan(spec: str, graph: Any, threads: int | None, allow_foreign: bool = False) -> Plan:
@@ -49,8 +55,16 @@ def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
     if path is None:
         return default_feeds(graph)
     p = Path(path)
+    if p.is_dir():
+        raise EdgetuneError(f"--input {path}: is a directory, expected a .npy file")
     if not p.is_file():
         raise EdgetuneError(f"input file not found: {path}")
+    if len(graph.inputs) != 1:
+        raise EdgetuneError(f"--input {path}: model {graph.name} has {len(graph.inputs)} inputs "
+                            f"({', '.join(graph.inputs)}); --input feeds a model with one input")
+    with open(p, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise EdgetuneError(f"{path}: not a .npy file (no NumPy header; write it with numpy.save)")
     try:
         x = np.load(p, allow_pickle=False)
     except (ValueError, OSError) as e:
@@ -58,17 +72,27 @@ def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
     name = graph.inputs[0]
     if tuple(x.shape) != tuple(graph.shape(name)):
         raise EdgetuneError(f"{path}: input has shape {tuple(x.shape)}, the model expects {graph.shape(name)}")
-    return {name: x.astype(graph.dtype(name))}
+    if x.dtype.kind not in "fiub":
+        raise EdgetuneError(f"{path}: input has dtype {x.dtype}, expected numbers ({graph.dtype(name)})")
+    x = x.astype(graph.dtype(name))
+    bad = int(x.size - np.isfinite(x).sum()) if x.dtype.kind == "f" else 0
+    if bad:
+        raise EdgetuneError(f"{path}: input contains NaN or Inf values ({bad} of {x.size})")
+    return {name: x}
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
+    from edgetune.commands import checks
     from edgetune.measure.memory import inprocess_peak_growth
     from edgetune.measure.overhead import executor_overhead
     from edgetune.measure.timing import time_callable
     from edgetune.runtime.executor import Executor
 
+    threads = checks.threads(args.threads, console=args.console) if args.threads is not None else None
+    checks.positive(args.time_cap, "--time-cap")
+    checks.output_file(args.output, "--output")
     graph = load_model_args(args)
-    plan = resolve_plan(args.plan, graph, args.threads, args.allow_foreign_plan)
+    plan = resolve_plan(args.plan, graph, threads, args.allow_foreign_plan)
     feeds = load_input(args.input, graph)
     ex = Executor(graph, plan, check=args.plan != "reference", check_input=feeds, measure_memory=True)
     outputs = ex.run(feeds)
@@ -80,6 +104,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     mem = ex.memory().to_dict()
     return {
         "model": graph.name,
+        "batch": batch_of(graph),
         "plan": args.plan,
         "latency_ms": {"median": t.median_ms, "p10": t.p10_ms, "p90": t.p90_ms, "min": t.min_ms,
                        "spread": t.spread, "runs": t.runs, "disturbed": t.disturbed,
@@ -94,7 +119,8 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
 
 def render(result: dict[str, Any], console: Any) -> None:
     lat, mem = result["latency_ms"], result["memory_bytes"]
-    t = Table(title=f"edgetune run {result['model']} --plan {result['plan']} (wall-clock per inference, batch 1)")
+    t = Table(title=f"edgetune run {result['model']} --plan {result['plan']} (wall-clock per inference, "
+                    f"batch {result.get('batch', 1)})")
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("median latency", f"{lat['median']:.2f} ms")

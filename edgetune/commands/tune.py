@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from edgetune.commands.profile import add_db_arguments, run_profile, thread_counts
+from edgetune.commands import checks
+from edgetune.commands.profile import add_db_arguments, check_db_arguments, run_profile, thread_counts
 from edgetune.errors import EdgetuneError
 from edgetune.modelsrc import DEFAULT_MODEL, add_model_arguments, open_model_args
 
@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compare-time", type=float, default=20.0, help="seconds of end-to-end comparison at most")
     p.add_argument("--quick", action="store_true", help="only the chosen strategy and exact (no comparison runs)")
+    p.add_argument("--no-screenshot", action="store_true",
+                   help="do not open report.html in headless Chromium to check it and save report.png")
     add_db_arguments(p)
 
 
@@ -42,6 +44,12 @@ def _config(args: argparse.Namespace) -> Any:
         raise EdgetuneError(f"unknown objective {args.objective!r} (valid: {', '.join(OBJECTIVES)})")
     if args.budget < 1:
         raise EdgetuneError(f"--budget must be at least 1 plan evaluation, got {args.budget}")
+    checks.positive(args.compare_time, "--compare-time")
+    checks.non_negative(args.max_memory, "--max-memory")
+    if args.max_memory == 0:
+        raise EdgetuneError("--max-memory must be > 0 bytes, got 0")
+    checks.non_negative(args.seed, "--seed")
+    check_db_arguments(args)
     default_prec = "fp32,fp16w" if args.objective == "memory" else "fp32"
     precisions = tuple(p.strip() for p in (args.precisions or default_prec).split(",") if p.strip())
     bad = [p for p in precisions if p not in PRECISIONS]
@@ -56,29 +64,71 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.tuning.loop import default_out_dir, tune
 
     cfg = _config(args)
+    if args.out:
+        checks.output_dir(args.out, "--out")
     src = open_model_args(args)
-    out = Path(args.out) if args.out else default_out_dir(src.graph.name)
+    out = checks.output_dir(args.out or default_out_dir(src.graph.name), "--out")
     db, summary = run_profile(src.graph, args)
     if summary.new_measurements == 0:
         args.console.print("profile: nothing new to measure, every cost came from the database")
-    return tune(src, cfg, out, db, summary, args.console)
+    from edgetune.commands.run import batch_of
+
+    result = tune(src, cfg, out, db, summary, args.console)
+    result.setdefault("batch", batch_of(src.graph))
+    if not args.no_screenshot:
+        result["report_check"] = _check_report(result.get("report"), args.console)
+    return result
+
+
+def _check_report(report: str | None, console: Any) -> dict[str, Any] | None:
+    """Open the report in headless Chromium when one is installed: warn about console errors or broken
+    images, and save a full-page screenshot (report.png) beside it. Best effort: never fails the run."""
+    from pathlib import Path
+
+    from edgetune.report.browser import check_page, find_browser
+
+    if not report or find_browser() is None:
+        return None
+    try:
+        check = check_page(Path(report), Path(report).with_name("report.png"))
+    except (OSError, RuntimeError, TimeoutError, ValueError, KeyError) as e:
+        checks.warn(console, f"could not check the report in a browser: {e}")
+        return None
+    broken = [src for src, ok in check.images if not ok]
+    if check.errors or broken:
+        checks.warn(console, f"report.html in a browser: {len(check.errors)} console error(s), "
+                             f"{len(broken)} broken image(s)")
+    return {"screenshot": str(check.screenshot), "console_errors": check.errors, "broken_images": broken,
+            "tables": check.tables}
+
+
+def _measured(result: dict[str, Any]) -> str:
+    """", 7.79 ms measured" for the exact optimum's plan when it was run end to end."""
+    exact = next((c for c in result.get("candidates", []) if str(c.get("name", "")).startswith("exact")), {})
+    return f", {exact['measured_ms']:.2f} ms measured" if exact.get("measured_ms") else ""
 
 
 def render(result: dict[str, Any], console: Any) -> None:
     lat, mem, srch = result["latency_ms"], result["memory_bytes"], result["search"]
-    t = Table(title=f"edgetune tune {result['model']}: measured side by side, batch 1 (median of alternating rounds)")
+    t = Table(title=f"edgetune tune {result['model']}: measured side by side, "
+                    f"batch {result.get('batch', 1)} (median of alternating rounds)")
     for col in ("variant", "latency ms", "x vs BLAS", "x vs ONNX Runtime", "memory MB"):
         t.add_column(col, justify="left" if col == "variant" else "right")
     ort_mem = mem.get("onnxruntime_weights")
     rows = [("edgetune plan", lat["plan"], mem["plan"]), ("BLAS fp32 baseline", lat["blas"], mem["blas"]),
             ("ONNX Runtime fp32 (whole graph)", lat["onnxruntime"], ort_mem)]
+    for r in result.get("comparison", []):  # the other peers that were timed (torch eager, ...)
+        if str(r.get("variant", "")).startswith(("torch", "onnxruntime int8")):
+            rows.append((r["variant"], r["median_ms"], r.get("memory", {}).get("weight_bytes")))
     for name, ms, m in rows:
         t.add_row(name, f"{ms:.2f}", f"{lat['blas'] / ms:.2f}", f"{lat['onnxruntime'] / ms:.2f}",
                   f"{m / 1e6:.1f}" if m else "-")
     console.print(t)
     console.print(f"memory: planned total (weights + workspace + activation arena) for edgetune plans; weights only "
-                  f"for ONNX Runtime. Search: {srch['strategy']} reached {srch['predicted_ms']:.2f} ms predicted in "
-                  f"{srch['evaluations']} evaluations; exact optimum {srch['optimum_ms']:.2f} ms predicted "
+                  f"for ONNX Runtime and the other peers. Search: {srch['strategy']} reached "
+                  f"{srch['predicted_ms']:.2f} ms predicted in "
+                  f"{srch['evaluations']} evaluations; exact optimum {srch['optimum_ms']:.2f} ms "
+                  f"predicted{_measured(result)} "
                   f"(design space 10^{srch['design_space_log10']:.0f} plans). Chosen by measurement: "
                   f"{srch['chosen_candidate']}.")
     console.print(result["verdict"]["statement"])
@@ -92,3 +142,6 @@ def render(result: dict[str, Any], console: Any) -> None:
                   + (f"; {len(generic)} node(s) on a generic backend ({', '.join(sorted(set(generic.values())))})"
                      if generic else ""))
     console.print(f"plan: {result['plan']}\nreport: {result['report']}")
+    shot = result.get("report_check") or {}
+    if shot.get("screenshot"):
+        console.print(f"report screenshot (headless Chromium): {shot['screenshot']}")

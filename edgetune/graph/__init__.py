@@ -32,15 +32,17 @@ __all__ = [
 
 
 def load_graph(source: str | Path | ModelProto, *, name: str | None = None, batch: int = 1,
-               optimize: bool = True, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+               optimize: bool = True, input_shapes: dict[str, tuple[int, ...]] | None = None,
+               origin: str | None = None) -> Graph:
     """Import an ONNX model (path or proto): upgrade opsets < 13, fold constants, infer static shapes
     (a symbolic batch dim becomes `batch`, `input_shapes` gives whole input shapes), and unless
-    `optimize=False` fold BN, fuse activations and drop identities."""
+    `optimize=False` fold BN, fuse activations and drop identities. `origin` names a proto's file in
+    error messages."""
     from edgetune.graph import passes
 
     if isinstance(source, ModelProto):
         name = name or source.graph.name or "model"
-        graph = import_model(source, name, batch=batch, source=name, input_shapes=input_shapes)
+        graph = import_model(source, name, batch=batch, source=origin or name, input_shapes=input_shapes)
     else:
         path = Path(source)
         graph = import_model(load_onnx(path), name or path.stem, batch=batch, source=str(path),

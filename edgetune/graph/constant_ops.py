@@ -23,8 +23,11 @@ Inputs = list[np.ndarray | None]
 
 
 def np_dtype(onnx_type: int) -> np.dtype:
-    """numpy dtype for an ONNX TensorProto element type."""
-    return np.dtype(helper.tensor_dtype_to_np_dtype(onnx_type))
+    """numpy dtype for an ONNX TensorProto element type (an unknown or missing one is a one-line error)."""
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(onnx_type))
+    except (KeyError, TypeError, ValueError):
+        raise EdgetuneError(f"unsupported or missing tensor element type {onnx_type}") from None
 
 
 def _arg(inputs: Inputs, i: int) -> Arr | None:

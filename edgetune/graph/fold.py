@@ -12,6 +12,7 @@ function here stay generic nodes, shaped by ONNX shape inference (`graph/generic
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -200,6 +201,20 @@ def _infer(node: Node, graph: Graph) -> None:
         infer_node(node, graph)
     else:
         infer_generic(node, graph)
+_MALFORMED = (ValueError, IndexError, KeyError, ZeroDivisionError, TypeError, RuntimeError, OverflowError,
+              AttributeError)
+
+
+def _guarded(node: Node, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)`, with an error a malformed node provokes (attribute lists too short, a stride of 0,
+    an axis given twice...) turned into a one-line error naming the node."""
+    try:
+        return fn(*args)
+    except EdgetuneError:
+        raise
+    except _MALFORMED as e:
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise node_error(node, f"malformed attributes or inputs ({type(e).__name__}: {first})") from None
 
 
 def fold_and_infer(graph: Graph, source: str | None = None) -> None:
@@ -215,7 +230,7 @@ def fold_and_infer(graph: Graph, source: str | None = None) -> None:
             unknown.update(node.outputs)
             continue
         if all(not i or i in graph.initializers for i in node.inputs):
-            outs = _evaluate(node, graph)
+            outs = _guarded(node, _evaluate, node, graph)
             if outs is not None:
                 for name, arr in zip(node.outputs, outs, strict=False):
                     if name:
@@ -225,7 +240,7 @@ def fold_and_infer(graph: Graph, source: str | None = None) -> None:
         if node.op in ("Shape", "Size") and node.inputs[0] in graph.values \
                 and graph.values[node.inputs[0]].shape is not None:
             dummy = np.broadcast_to(np.empty((), np.uint8), graph.values[node.inputs[0]].shape)  # no memory
-            out = eval_constant_node(node, [dummy])
+            out = _guarded(node, eval_constant_node, node, [dummy])
             graph.initializers[node.outputs[0]] = out[0]
             graph.values.pop(node.outputs[0], None)
             continue
@@ -234,6 +249,16 @@ def fold_and_infer(graph: Graph, source: str | None = None) -> None:
         try:
             for n in lift(node, graph) if lift else [node]:
                 _infer(n, graph)
+                kept.append(n)
+        except UnsupportedModelError as e:
+            if node.op in SHAPE_FNS or lift is not None:
+                raise
+            stuck.setdefault(node.op, []).append(node.name)
+            reasons.append(str(e))
+            unknown.update(node.outputs)
+        try:
+            for n in _guarded(node, lift, node, graph) if lift else [node]:
+                _guarded(n, _infer, n, graph)
                 kept.append(n)
         except UnsupportedModelError as e:
             if node.op in SHAPE_FNS or lift is not None:

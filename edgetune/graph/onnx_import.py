@@ -40,8 +40,12 @@ standard op is imported as a generic node."""
 def load_onnx(path: str | Path) -> ModelProto:
     """Read an ONNX file, with its external data files; a bad file raises EdgetuneError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise EdgetuneError(f"{path}: is a directory, expected an .onnx model file")
     if not path.is_file():
         raise EdgetuneError(f"model file not found: {path}")
+    if path.stat().st_size == 0:
+        raise EdgetuneError(f"{path}: empty file, not an ONNX model")
     try:
         model = onnx.load(str(path), load_external_data=True)
     except DecodeError as e:
@@ -182,11 +186,49 @@ def _input_value(vi: onnx.ValueInfoProto, batch: int, source: str,
     return Value(vi.name, tuple(dims), dtype)
 
 
+def _check_weights_finite(inits: dict[str, np.ndarray], source: str) -> None:
+    """NaN or Inf in a float initializer makes every output garbage; say which one instead of blaming
+    a kernel or a plan later."""
+    for name, arr in inits.items():
+        if arr.dtype.kind != "f" or arr.size == 0:
+            continue
+        finite = np.isfinite(arr)
+        if not finite.all():
+            what = "NaN" if np.isnan(arr).any() else "Inf"
+            raise EdgetuneError(f"{source}: initializer {name!r} {tuple(arr.shape)} contains {what} values "
+                                f"({int(arr.size - finite.sum())} of {arr.size} not finite)")
+
+
+def _check_wiring(g: onnx.GraphProto, inits: set[str], source: str) -> None:
+    """Each value produced once, and every node input provided by the graph inputs, an initializer or a
+    node: duplicate names and dangling inputs get their own message (not "a cycle")."""
+    producer: dict[str, str] = {}
+    for i, n in enumerate(g.node):
+        for o in n.output:
+            if not o:
+                continue
+            if o in producer:
+                raise EdgetuneError(f"{source}: value {o!r} is produced twice (by {producer[o]} and "
+                                    f"{n.name or f'#{i}'}); ONNX value names must be unique")
+            producer[o] = n.name or f"#{i}"
+    provided = set(producer) | inits | {vi.name for vi in g.input} | {""}
+    for i, n in enumerate(g.node):
+        for name in n.input:
+            if name not in provided:
+                raise EdgetuneError(f"{source}: node {n.name or f'#{i}'} ({n.op_type}) reads {name!r}, which no "
+                                    "graph input, initializer or node provides")
+    for vi in g.output:
+        if vi.name not in provided:
+            raise EdgetuneError(f"{source}: graph output {vi.name!r} is not produced by any node")
+
+
 def _unique_names(nodes: list[onnx.NodeProto]) -> list[str]:
     seen: set[str] = set()
     names = []
     for i, n in enumerate(nodes):
-        base = n.name or f"{n.op_type}_{i}"
+        # protobuf hands back bytes for a name that is not valid UTF-8
+        raw = n.name.decode("utf-8", "replace") if isinstance(n.name, bytes) else n.name
+        base = raw or f"{n.op_type}_{i}"
         name, k = base, 1
         while name in seen:
             name, k = f"{base}_{k}", k + 1
@@ -209,6 +251,8 @@ def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = N
         inits = {t.name: np.array(numpy_helper.to_array(t)) for t in g.initializer}
     except Exception as e:  # external data missing or corrupt
         raise EdgetuneError(f"{source}: cannot read initializers ({str(e).splitlines()[0]})") from None
+    _check_weights_finite(inits, source)
+    _check_wiring(g, set(inits), source)
     values = {}
     inputs = []
     shapes = dict(input_shapes or {})
@@ -236,9 +280,41 @@ def convert(model: ModelProto, name: str, batch: int = 1, source: str | None = N
     graph.upgraded_from = upgraded_from
     try:
         graph.toposort()
-    except ValueError as e:
-        raise EdgetuneError(f"{source}: {e}") from None
+    except ValueError:
+        placed = _placeable(graph)
+        stuck = [n.name for n in graph.nodes if n.name not in placed]
+        raise EdgetuneError(f"{source}: the graph has a cycle through nodes {', '.join(map(str, stuck[:6]))}") \
+            from None
     return graph
+
+
+def _placeable(graph: Graph) -> set[str]:
+    """Names of the nodes a topological sweep can reach (the rest sit on or behind a cycle)."""
+    available = set(graph.inputs) | set(graph.initializers) | {""}
+    placed: set[str] = set()
+    progressed = True
+    while progressed:
+        progressed = False
+        for n in graph.nodes:
+            if n.name not in placed and all(i in available for i in n.inputs):
+                placed.add(n.name)
+                available.update(n.outputs)
+                progressed = True
+    return placed
+
+
+def _check_memory(graph: Graph, source: str) -> None:
+    """A declared shape too large for this machine's memory fails here, not as a MemoryError in a kernel."""
+    import psutil
+
+    total = psutil.virtual_memory().total
+    for name, v in graph.values.items():
+        if v.shape is None:
+            continue
+        nbytes = int(np.prod(v.shape, dtype=np.float64)) * np.dtype(v.dtype).itemsize
+        if nbytes > total:
+            raise EdgetuneError(f"{source}: value {name!r} of shape {tuple(v.shape)} needs {nbytes / 1e9:.1f} GB, "
+                                f"more than this machine's {total / 1e9:.1f} GB of memory")
 
 
 def import_model(model: ModelProto, name: str, batch: int = 1, source: str | None = None,
@@ -250,8 +326,16 @@ def import_model(model: ModelProto, name: str, batch: int = 1, source: str | Non
 
     if batch < 1:
         raise EdgetuneError(f"batch must be >= 1, got {batch}")
-    graph = convert(model, name, batch, source, input_shapes)
-    fold_and_infer(graph, source or name)
+    try:
+        graph = convert(model, name, batch, source, input_shapes)
+        _check_memory(graph, source or name)
+        fold_and_infer(graph, source or name)
+    except EdgetuneError as e:  # name the model file in every import error
+        where = source or name
+        if where in str(e):
+            raise
+        raise type(e)(f"{where}: {e}") from None
+    _check_memory(graph, source or name)
     remove_identities(graph, only_identity=True)
     graph.remove_unused()
     for out in graph.outputs:

@@ -13,6 +13,7 @@ of the nodes' measured `resident_bytes`/`transient_bytes`, NULL for rows measure
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -109,6 +110,26 @@ class VerifyRecord:
     rel_error: float | None
     reason: str
     checked_at: float
+
+
+class UnusableMeasurement(ValueError):
+    """A row no later run could use (NaN or negative time, no runs, threads < 1): refused at write time,
+    since a stored bad row would make every later tune of the model fail."""
+
+
+def _check_timing(t: Timing, what: str) -> None:
+    times = (t.median_ms, t.p10_ms, t.p90_ms, t.min_ms)
+    if not all(isinstance(v, int | float) and math.isfinite(v) and v >= 0 for v in times):
+        raise UnusableMeasurement(f"{what}: times must be finite and >= 0, got {times}")
+    if not math.isfinite(t.spread) or t.spread < 0 or int(t.runs) < 1:
+        raise UnusableMeasurement(f"{what}: need spread >= 0 and runs >= 1, got {t.spread}, {t.runs}")
+    if t.foreign_cores is not None and not math.isfinite(t.foreign_cores):
+        raise UnusableMeasurement(f"{what}: foreign_cores must be finite or None, got {t.foreign_cores}")
+
+
+def _check_threads(threads: int, what: str, minimum: int = 1) -> None:
+    if int(threads) < minimum:
+        raise UnusableMeasurement(f"{what}: threads must be >= {minimum}, got {threads}")
 
 
 def _timing_values(t: Timing) -> tuple[Any, ...]:
@@ -288,6 +309,12 @@ class ProfileDB:
                  transient_bytes: int | None = None) -> None:
         """One node timing; `resident_bytes`/`transient_bytes` are the measured memory of the kernel
         (edgetune.measure.kernel_memory), None when not measured."""
+        what = f"node {sig} / {primitive} @{threads}"
+        _check_timing(timing, what)
+        _check_threads(threads, what)
+        if min(int(weight_bytes), int(workspace_bytes), *(int(b) for b in (resident_bytes, transient_bytes)
+                                                         if b is not None)) < 0:
+            raise UnusableMeasurement(f"{what}: byte counts must be >= 0")
         opt = [None if b is None else int(b) for b in (resident_bytes, transient_bytes)]
         self._write(
             "INSERT OR REPLACE INTO nodes (device, versions, sig, primitive, threads, "
@@ -317,6 +344,10 @@ class ProfileDB:
 
     # ---- converters
     def put_converter(self, converter: str, shape: Sequence[int], threads: int, timing: Timing) -> None:
+        """A converter, fusion pair, switch (threads 0: a pair of pool states) or dispatch timing."""
+        what = f"converter {converter} {tuple(shape)} @{threads}"
+        _check_timing(timing, what)
+        _check_threads(threads, what, minimum=0)
         self._write(
             f"INSERT OR REPLACE INTO converters (device, versions, converter, shape, threads, "
             f"{', '.join(_TIMING_NAMES)}) VALUES ({', '.join('?' * 14)})",
@@ -336,6 +367,10 @@ class ProfileDB:
     # ---- verifications
     def put_verification(self, sig: str, primitive: str, ok: bool, rel_error: float | None,
                          reason: str = "") -> None:
+        if rel_error is not None and not math.isfinite(float(rel_error)):
+            raise UnusableMeasurement(f"verification {sig} / {primitive}: rel_error must be finite or None")
+        if not ok and not reason:
+            raise UnusableMeasurement(f"verification {sig} / {primitive}: an exclusion needs its reason")
         self._write(
             "INSERT OR REPLACE INTO verifications VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (self.device_id, self.versions_id, sig, primitive, int(bool(ok)),
@@ -353,6 +388,7 @@ class ProfileDB:
 
     # ---- plans
     def put_plan(self, model_sig: str, plan_hash: str, timing: Timing, extra: str = "") -> None:
+        _check_timing(timing, f"plan {plan_hash} of {model_sig}")
         self._write(
             f"INSERT OR REPLACE INTO plans (device, versions, model_sig, plan_hash, "
             f"{', '.join(_TIMING_NAMES)}, extra) VALUES ({', '.join('?' * 14)})",

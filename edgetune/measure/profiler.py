@@ -17,15 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
-from edgetune.kernels.base import FP32, Format, PrepareContext, Primitive
+from edgetune.kernels.base import FP32, Format, Primitive
 from edgetune.kernels.ort_segments import fusable_primitive, pair_key, segment_kernel
 from edgetune.kernels.registry import converter_route
 from edgetune.kernels.threads import set_threads
-from edgetune.measure import kernel_memory
+from edgetune.measure.candidate import CandidateMeasurer, CandidateRequest
 from edgetune.measure.db import ProfileDB, node_signature
-from edgetune.measure.kernel_memory import KernelMemory
+from edgetune.measure.isolation import IsolatedMeasurer
 from edgetune.measure.overhead import measure_dispatch
 from edgetune.measure.switching import all_pairs, measure_switches, states, switch_key
 from edgetune.measure.timing import Timing, time_callable
@@ -34,12 +35,12 @@ DISPATCH_KEY = "executor.dispatch"
 # Timing budget per measurement: enough runs for a stable median of sub-millisecond kernels, short
 # enough that a whole model profiles in minutes on a 2-core machine.
 DEFAULT_TIME_CAP_S = 0.2
+# Wall-clock seconds one candidate's prepare + verification + timing may take in the worker before it is
+# excluded as hung (the slowest honest case, a reference kernel on a large layer, takes a few seconds).
+DEFAULT_KERNEL_TIMEOUT_S = 60.0
 # A primitive slower than this multiple of a node's best at the largest thread count is not timed at
 # other thread counts: fewer threads never make a kernel 3x faster here (probe: at most 1.6x).
 PRUNE_FACTOR = 3.0
-# A kernel whose single warm call takes over this multiple of the node's best so far is recorded from that
-# call alone (see Profiler._probe).
-HOPELESS_FACTOR = 6.0
 # Measured first so that the node's best is known before the slow, rarely competitive kernels run.
 _SLOW_FIRST_LAST = ("ref.", "numba", ".fft.", "winograd", "nnpack", "int8_qnnpack")
 
@@ -69,7 +70,16 @@ class Profiler:
     _best_ms: float = float("inf")
 
     def __init__(self, graph: Graph, db: ProfileDB, threads: Sequence[int], *,
-                 samples: dict[str, np.ndarray] | None = None, time_cap_s: float = DEFAULT_TIME_CAP_S) -> None:
+                 samples: dict[str, np.ndarray] | None = None, time_cap_s: float = DEFAULT_TIME_CAP_S,
+                 kernel_timeout_s: float = DEFAULT_KERNEL_TIMEOUT_S, isolate: bool = True) -> None:
+        if not threads or min(threads) < 1:
+            raise EdgetuneError(f"profiler: thread counts must be >= 1, got {list(threads)}")
+        if not (np.isfinite(time_cap_s) and time_cap_s > 0):
+            raise EdgetuneError(f"profiler: time cap must be > 0 s, got {time_cap_s}")
+        if not (np.isfinite(kernel_timeout_s) and kernel_timeout_s > 0):
+            raise EdgetuneError(f"profiler: kernel timeout must be > 0 s, got {kernel_timeout_s}")
+        self.kernel_timeout_s, self.isolate = kernel_timeout_s, isolate
+        self._measurer: Any = None
         self.graph, self.db, self.threads = graph, db, sorted(set(threads))
         self._samples = samples
         self.time_cap_s = time_cap_s
@@ -133,8 +143,11 @@ class Profiler:
         nodes = self.distinct_nodes()
         work = sum(len(candidate_primitives(n, self.graph)) for n in nodes) * len(self.threads)
         advance = progress("verifying and timing primitives", work) if progress and work else None
-        for node in nodes:
-            self._profile_node(node, s, advance)
+        try:
+            for node in nodes:
+                self._profile_node(node, s, advance)
+        finally:
+            self.close()
         conv_tasks, seen_convs = [], set()
         for _value, shape, conv in sorted(self.edge_conversions(), key=lambda x: (x[2].name, x[1])):
             if (conv.name, shape) in seen_convs:  # one measurement per (converter, tensor shape)
@@ -198,11 +211,10 @@ class Profiler:
         ok: list[Primitive] = []
         self._best_ms = float("inf")  # the node's best time so far at tmax: lets hopeless kernels stop early
         for prim in sorted(candidate_primitives(node, self.graph), key=_likely_slow):
-            kernel, mem = None, None
             rec = self.db.get_verification(sig, prim.name)
+            timed = self.db.get_node(sig, prim.name, tmax) is not None
             if rec is None:
-                kernel, mem = self._verify(node, prim, tmax)
-                s.new_measurements += 1
+                self._measure(node, prim, tmax, s, verify=True, timed=timed)
                 rec = self.db.get_verification(sig, prim.name)
             else:
                 s.cached += 1
@@ -215,9 +227,11 @@ class Profiler:
             s.verified += 1
             ok.append(prim)
             if self.db.get_node(sig, prim.name, tmax) is None:
-                self._measure_node(node, prim, tmax, s, kernel, mem)
-            else:
+                self._measure(node, prim, tmax, s)
+            elif timed:
                 s.cached += 1
+            if (r := self.db.get_node(sig, prim.name, tmax)) is not None:
+                self._best_ms = min(self._best_ms, r.median_ms)
             if advance:
                 advance(f"{node.name} {prim.name}@{tmax}")
         times = {p.name: r.median_ms for p in ok if (r := self.db.get_node(sig, p.name, tmax)) is not None}
@@ -229,24 +243,52 @@ class Profiler:
                 if times.get(prim.name, np.inf) > PRUNE_FACTOR * best:
                     s.pruned += 1
                 elif self.db.get_node(sig, prim.name, t) is None:
-                    self._measure_node(node, prim, t, s)
+                    self._measure(node, prim, t, s)
                 else:
                     s.cached += 1
                 if advance:
                     advance(f"{node.name} {prim.name}@{t}")
 
-    def _measure_node(self, node: Node, prim: Primitive, threads: int, s: ProfileSummary, kernel: Any = None,
-                      mem: KernelMemory | None = None) -> None:
-        try:
-            timing, wb, ws, mem = self._time_node(node, prim, threads, kernel, mem)
-        except Exception as e:  # noqa: BLE001 - a kernel that verified but fails now is excluded, not fatal
-            self.db.put_verification(self.sigs[node.name], prim.name, False, None, f"timing raised {e!r}"[:300])
-            s.excluded[f"{node.name}/{prim.name}"] = f"timing raised {type(e).__name__}"
+    def _measure(self, node: Node, prim: Primitive, threads: int, s: ProfileSummary, *, verify: bool = False,
+                 timed: bool = False) -> None:
+        """One request to the measurer (verification and/or timing), its results written to the DB: a
+        verification, a node timing, or the exclusion of a candidate that raised, crashed or hung."""
+        sig = self.sigs[node.name]
+        req = CandidateRequest(node.name, prim.name, threads, verify=verify, time=not timed, best_ms=self._best_ms,
+                               probe=threads == max(self.threads))
+        out = self.measurer.measure(req)
+        if out.verified is not None:
+            ok, rel, reason = out.verified
+            self.db.put_verification(sig, prim.name, ok, rel, reason)
+            s.new_measurements += 1
+            if not ok:
+                return
+        if out.failure is not None:
+            self.db.put_verification(sig, prim.name, False, None, out.failure)
+            s.excluded[f"{node.name}/{prim.name}"] = out.failure
+            s.new_measurements += int(out.verified is None)
             return
-        res, tr = mem.as_tuple() if mem is not None else (None, None)
-        self.db.put_node(self.sigs[node.name], prim.name, threads, timing, wb, ws, res, tr)
-        s.new_measurements += 1
-        s.disturbed += int(timing.disturbed)
+        if out.timing is not None:
+            self.db.put_node(sig, prim.name, threads, out.timing, out.weight_bytes, out.workspace_bytes,
+                             *(out.memory or (None, None)))
+            s.new_measurements += 1
+            s.disturbed += int(out.timing.disturbed)
+
+    @property
+    def measurer(self) -> Any:
+        """The candidate measurer: a crash- and hang-isolated worker process, or this process."""
+        if self._measurer is None:
+            if self.isolate:
+                self._measurer = IsolatedMeasurer(self.graph, self.samples, self.time_cap_s, self.kernel_timeout_s)
+            else:
+                self._measurer = CandidateMeasurer(self.graph, self.samples, self.time_cap_s)
+        return self._measurer
+
+    def close(self) -> None:
+        """Stop the measurement worker, if one was started."""
+        if isinstance(self._measurer, IsolatedMeasurer):
+            self._measurer.close()
+        self._measurer = None
 
     def fusable_pairs(self) -> list[tuple[Node, Node, str]]:
         """Topologically adjacent node pairs that can both run as fused ORT nodes (verified)."""
@@ -266,71 +308,6 @@ class Profiler:
         xs = [np.ascontiguousarray(self.samples[v]) for v in ins]
         set_threads(threads)
         return time_callable(lambda: kernel(*xs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
-
-    def _verify(self, node: Node, prim: Primitive, threads: int) -> tuple[Any, KernelMemory | None]:
-        """Verify and record. The kernel is prepared once, with its memory measured around the prepare
-        and first calls, and returned (with that memory) for reuse by the timing; (None, None) on failure."""
-        from edgetune.kernels.verify import verify
-
-        set_threads(threads)
-        try:
-            if kernel_memory.available():
-                kernel_memory.warm_up_libraries(threads)
-            kernel, mem = kernel_memory.measure_kernel_memory(
-                lambda: prim.prepare(node, PrepareContext(self.graph, threads, self.samples)),
-                self._inputs(node, prim))
-        except Exception as e:  # noqa: BLE001 - a library that cannot prepare this node is excluded for it
-            self.db.put_verification(self.sigs[node.name], prim.name, False, None,
-                                     f"prepare raised {type(e).__name__}: {e}"[:300])
-            return None, None
-        res = verify(prim, node, self.graph, samples=self.samples, threads=threads, kernel=kernel)
-        rel = res.rel_error if np.isfinite(res.rel_error) else None
-        self.db.put_verification(self.sigs[node.name], prim.name, res.ok, rel, res.reason or "")
-        return (kernel, mem) if res.ok else (None, None)
-
-    def _inputs(self, node: Node, prim: Primitive) -> list[Any]:
-        g = self.graph
-        out = []
-        for value, want in zip(g.dynamic_inputs(node), prim.input_formats(node, g), strict=True):
-            x = np.ascontiguousarray(self.samples[value])
-            for conv in converter_route(FP32, want) or []:
-                x = conv.prepare(g.shape(value))(x)
-            out.append(x)
-        return out
-
-    def _time_node(self, node: Node, prim: Primitive, threads: int, kernel: Any = None,
-                   mem: KernelMemory | None = None) -> tuple[Timing, int, int, KernelMemory | None]:
-        """Time one (node, primitive, threads); first measure the kernel's resident and transient memory
-        around its prepare and first calls (edgetune.measure.kernel_memory), after the libraries'
-        one-off start-up is paid. A kernel prepared (and measured) by the verification is reused."""
-        set_threads(threads)
-        inputs = self._inputs(node, prim)
-        if kernel is None or (mem is None and kernel_memory.available()):
-            kernel_memory.warm_up_libraries(threads)
-            kernel, mem = kernel_memory.measure_kernel_memory(
-                lambda: prim.prepare(node, PrepareContext(self.graph, threads, self.samples)), inputs)
-        timing = self._probe(kernel, inputs, threads) or time_callable(
-            lambda: kernel(*inputs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
-        if threads == max(self.threads):
-            self._best_ms = min(self._best_ms, timing.median_ms)
-        return timing, int(kernel.weight_bytes), int(kernel.workspace_bytes), mem
-
-    def _probe(self, kernel: Any, inputs: list[Any], threads: int) -> Timing | None:
-        """Three timed calls; a kernel whose fastest is over HOPELESS_FACTOR x the node's best so far is
-        recorded from them (runs=3) instead of a full timing: it cannot be chosen, and slow kernels dominate
-        profiling time. The minimum of three keeps one hiccup from condemning a good kernel."""
-        if threads != max(self.threads) or not np.isfinite(self._best_ms):
-            return None
-        samples = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            kernel(*inputs)
-            samples.append((time.perf_counter() - t0) * 1e3)
-        ms = min(samples)
-        if ms <= HOPELESS_FACTOR * self._best_ms:
-            return None
-        med = float(np.median(samples))
-        return Timing(med, ms, max(samples), ms, (max(samples) - ms) / med, 3, None, False, float("inf"))
 
     def _time_converter(self, conv: Any, shape: tuple[int, ...]) -> Timing:
         set_threads(1)

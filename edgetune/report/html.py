@@ -158,9 +158,12 @@ def _summary(data: dict) -> str:
         parts.append(_na("End-to-end comparison of the tuned plan"))
     else:
         p = pos(plan.get("median_ms"))
-        parts.append(f'<p class="big">Tuned plan: {esc(ms(p))} ms median per inference '
-                     f"(p10–p90 {esc(ms(plan.get('p10_ms')))}–{esc(ms(plan.get('p90_ms')))} ms), "
-                     f"memory {esc(mb(plan.get('memory_bytes')))} MB</p>")
+        chosen = next((c for c in dicts(data.get("candidates")) if c.get("chosen")), {})
+        predicted = pos(chosen.get("predicted_ms"))
+        pred_text = f", predicted {ms(predicted)} ms" if predicted is not None else ""
+        parts.append(f'<p class="big">Tuned plan: {esc(ms(p))} ms measured median per inference '
+                     f"(p10–p90 {esc(ms(plan.get('p10_ms')))}–{esc(ms(plan.get('p90_ms')))} ms{esc(pred_text)}), "
+                     f"memory {esc(_memory(plan))}</p>")
         for label, row in (("BLAS fp32 baseline", blas), ("ONNX Runtime fp32", ort)):
             b = pos(row.get("median_ms")) if row else None
             if row is None or b is None or row is plan:
@@ -169,16 +172,27 @@ def _summary(data: dict) -> str:
             faster = b / p
             word = "faster" if faster >= 1 else "slower"
             shown = faster if faster >= 1 else 1 / faster
-            parts.append(f"<p>{esc(label)}: {esc(ms(b))} ms, memory {esc(mb(row.get('memory_bytes')))} MB "
+            parts.append(f"<p>{esc(label)}: {esc(ms(b))} ms measured, memory {esc(_memory(row))} "
                          f"— the tuned plan is <b>{esc(ratio(shown))} {word}</b>.</p>")
     statement = as_dict(data.get("verdict")).get("statement")
     if statement:
         parts.append(f'<p class="verdict"><b>{esc(text(statement))}</b></p>')
     opt = pos(data.get("optimum_ms"))
     if opt is not None:
-        parts.append(f"<p>Predicted optimum from the cost model: {esc(ms(opt))} ms.</p>")
+        exact = next((c for c in dicts(data.get("candidates")) if str(c.get("name", "")).startswith("exact")), {})
+        measured = pos(exact.get("measured_ms"))
+        tail = (f"; that plan measured {ms(measured)} ms end to end" if measured is not None
+                else "; that plan was not measured end to end")
+        parts.append(f"<p>Optimum predicted by the cost model: {esc(ms(opt))} ms{esc(tail)} (predictions sum "
+                     "per-layer measurements; the candidates table below sets each beside its measurement).</p>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _memory(row: dict) -> str:
+    """A memory figure with what it counts: "24.5 MB planned total" or "4.9 MB weights only"."""
+    kind = row.get("memory_kind")
+    return f"{mb(row.get('memory_bytes'))} MB" + (f" {kind}" if kind else "")
 
 
 def _comparison(data: dict, figs: _Figures, method: dict[str, str]) -> str:
@@ -192,9 +206,9 @@ def _comparison(data: dict, figs: _Figures, method: dict[str, str]) -> str:
     out.append(figs.embed(plots.comparison_figure(rows), "comparison.png", "end-to-end latency bar chart", caption))
     table = [[r.get("variant") or DASH, ms(r.get("median_ms")),
               f"{ms(r.get('p10_ms'))}–{ms(r.get('p90_ms'))}", mb(r.get("memory_bytes")),
-              ratio(r.get("speedup_vs_blas")), text(r.get("note"))] for r in rows]
-    out.append(_table(["variant", "median (ms)", "p10–p90 (ms)", "memory (MB)", "speed-up vs BLAS", "note"],
-                      table, numeric={1, 2, 3, 4}))
+              text(r.get("memory_kind")), ratio(r.get("speedup_vs_blas")), text(r.get("note"))] for r in rows]
+    out.append(_table(["variant", "median (ms)", "p10–p90 (ms)", "memory (MB)", "memory counts",
+                       "speed-up vs BLAS", "note"], table, numeric={1, 2, 3, 5}))
     return "".join(out)
 
 
@@ -253,9 +267,13 @@ def _search(data: dict, figs: _Figures, method: dict[str, str]) -> str:
 def _pareto(data: dict, figs: _Figures, method: dict[str, str]) -> str:
     head = "<h2>Latency–memory trade-off</h2>"
     points = dicts(data.get("pareto"))
-    caption = ("Each dot is a plan that no other plan beats in both predicted latency and memory; the star is "
-               "the plan that was picked for the objective and memory limit of this run. Latency is predicted by "
-               f"the cost model. {method['memory']}")
+    star = ("the star is the plan that was picked for the objective and memory limit of this run"
+            if any(p.get("chosen") for p in points) else
+            "the plan picked by measurement is not on this front, so no point is starred")
+    caption = (f"Each dot is a plan that no other plan beats in both predicted latency and memory; {star}. "
+               "Latency is predicted by the cost model; memory is the search's model (weights + the largest "
+               "kernel workspace, no activation arena), so it is below the planned totals of the comparison "
+               f"table. {method['memory']}")
     fig = plots.pareto_figure(points)
     return head + (figs.embed(fig, "pareto.png", "Pareto front", caption) if fig else _na("Pareto front"))
 

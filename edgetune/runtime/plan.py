@@ -48,6 +48,22 @@ class NodeChoice:
     threads: int = 1
 
 
+def _choices(nodes: Any, path: Path) -> dict[str, NodeChoice]:
+    """The plan's "nodes" object, each entry checked: {"node": {"primitive": str, "threads": int >= 1}}."""
+    if not isinstance(nodes, dict):
+        raise EdgetuneError(f"{path}: not a valid edgetune plan ('nodes' must be an object of node -> "
+                            f"{{primitive, threads}}, got {type(nodes).__name__})")
+    out = {}
+    for name, v in nodes.items():
+        if not isinstance(v, dict) or not isinstance(v.get("primitive"), str):
+            raise EdgetuneError(f"{path}: node {name!r} needs {{\"primitive\": name, \"threads\": n}}, got {v!r}"[:300])
+        t = v.get("threads", 1)
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise EdgetuneError(f"{path}: node {name!r} has threads {t!r}; threads must be an integer >= 1")
+        out[str(name)] = NodeChoice(v["primitive"], t)
+    return out
+
+
 @dataclass
 class Plan:
     model: str
@@ -152,20 +168,21 @@ class Plan:
     @classmethod
     def load(cls, path: str | Path) -> Plan:
         path = Path(path)
+        if path.is_dir():
+            raise EdgetuneError(f"{path}: is a directory, expected a plan .json file")
         if not path.is_file():
             raise EdgetuneError(f"plan file not found: {path}")
         try:
             d = json.loads(path.read_text())
-            if d.get("edgetune_plan") != PLAN_FORMAT:
-                raise ValueError("not an edgetune plan (missing 'edgetune_plan': 1)")
-            choices = {
-                k: NodeChoice(str(v["primitive"]), int(v.get("threads", 1))) for k, v in d["nodes"].items()
-            }
-            ort_spin = str(d.get("ort_spin", "auto"))
-            if ort_spin not in ("auto", "on", "stop", "off"):
-                raise ValueError(f"ort_spin {ort_spin!r} is not one of auto, on, stop, off")
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise EdgetuneError(f"{path}: not a valid edgetune plan ({e})") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise EdgetuneError(f"{path}: not a valid edgetune plan (not JSON: {e})") from None
+        if not isinstance(d, dict) or d.get("edgetune_plan") != PLAN_FORMAT:
+            raise EdgetuneError(f"{path}: not a valid edgetune plan (missing 'edgetune_plan': {PLAN_FORMAT})")
+        choices = _choices(d.get("nodes"), path)
+        ort_spin = d.get("ort_spin", "auto")
+        if ort_spin not in ("auto", "on", "stop", "off"):
+            raise EdgetuneError(f"{path}: not a valid edgetune plan (ort_spin {ort_spin!r} is not one of auto, "
+                                "on, stop, off)")
         return cls(
             model=d.get("model", ""), graph_signature=d.get("graph_signature", ""), choices=choices,
             tolerance=d.get("tolerance"), device_id=d.get("device_id", ""), versions_id=d.get("versions_id", ""),

@@ -322,10 +322,12 @@ def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfi
         name = "edgetune plan" if r["variant"] == best.name else r["variant"]
         if r["variant"] in {c["name"] for c in result["candidates"]} and r["variant"] != best.name:
             continue
-        mem = r["memory"].get("total_bytes") or r["memory"].get("weight_bytes")
+        planned = r["memory"].get("total_bytes")
+        mem = planned or r["memory"].get("weight_bytes")
         comparison.append({"variant": name, "median_ms": r["median_ms"], "p10_ms": r["p10_ms"],
                            "p90_ms": r["p90_ms"],
-                           "memory_bytes": mem, "speedup_vs_blas": base / r["median_ms"],
+                           "memory_bytes": mem, "memory_kind": "planned total" if planned else "weights only",
+                           "speedup_vs_blas": base / r["median_ms"],
                            "note": r["memory"].get("note", "")})
     return {
         "model": graph.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "objective": cfg.objective,

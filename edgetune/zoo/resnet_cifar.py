@@ -81,7 +81,8 @@ def load_checkpoint(path: Path) -> dict[str, Tensor]:
         ckpt = torch.load(path, map_location="cpu")
         state = ckpt["state_dict"]
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise EdgetuneError(f"cannot read ResNet-20 weights {path}: {exc}") from exc
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise EdgetuneError(f"cannot read ResNet-20 weights {path}: {first}") from exc
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 

@@ -1,0 +1,65 @@
+"""Primitives that misbehave on purpose (native crash, abort, hang) for the isolation tests.
+
+They support only Relu and are registered by the tests that use them (and removed afterwards); the
+isolation worker receives them pickled, so this module must stay importable as `tests.faulty_primitives`.
+"""
+
+import ctypes
+import os
+import time
+
+import numpy as np
+
+from edgetune.kernels.base import FunctionKernel, Kernel, Primitive
+
+
+class _Faulty(Primitive):
+    library = "test"
+    op_types = frozenset({"Relu"})
+
+    def supports(self, node, graph):
+        return None
+
+
+class NullRead(_Faulty):
+    """Reads address 0 in prepare: SIGSEGV."""
+
+    name = "relu.nullread.test"
+
+    def prepare(self, node, ctx) -> Kernel:
+        ctypes.c_int.from_address(0).value  # noqa: B018 - the null read is the point
+        raise AssertionError("unreachable")
+
+
+class Abort(_Faulty):
+    """Calls abort(3) in prepare: SIGABRT."""
+
+    name = "relu.abort.test"
+
+    def prepare(self, node, ctx) -> Kernel:
+        os.abort()
+
+
+class Hang(_Faulty):
+    """Its kernel never returns."""
+
+    name = "relu.hang.test"
+
+    def prepare(self, node, ctx) -> Kernel:
+        def forever(x):
+            while True:
+                time.sleep(0.05)
+
+        return FunctionKernel(forever)
+
+
+class Good(_Faulty):
+    """A correct Relu, to show the worker serves candidates again after a crash."""
+
+    name = "relu.good.test"
+
+    def prepare(self, node, ctx) -> Kernel:
+        return FunctionKernel(lambda x: [np.maximum(x, 0)])
+
+
+FAULTY = (NullRead, Abort, Hang, Good)
