@@ -247,16 +247,6 @@ def fold_and_infer(graph: Graph, source: str | None = None) -> None:
         lift = _LIFT.get(node.op)
         _trim_outputs(node, used)
         try:
-            for n in lift(node, graph) if lift else [node]:
-                _infer(n, graph)
-                kept.append(n)
-        except UnsupportedModelError as e:
-            if node.op in SHAPE_FNS or lift is not None:
-                raise
-            stuck.setdefault(node.op, []).append(node.name)
-            reasons.append(str(e))
-            unknown.update(node.outputs)
-        try:
             for n in _guarded(node, lift, node, graph) if lift else [node]:
                 _guarded(n, _infer, n, graph)
                 kept.append(n)
