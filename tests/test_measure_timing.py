@@ -157,3 +157,22 @@ def test_subprocess_peak_of_200mb_array():
 def test_subprocess_failure_raises():
     with pytest.raises(EdgetuneError, match="ZeroDivisionError"):
         measure_subprocess_peak("x = 1", "1 / 0")
+
+
+def test_blocks_run_each_callable_back_to_back_and_skip_the_first_call():
+    calls = {"a": [], "b": []}
+    order = []
+
+    def make(name):
+        def fn():
+            calls[name].append(1)
+            order.append(name)
+        return fn
+
+    res = time_alternating({"a": make("a"), "b": make("b")}, warmup=0, min_runs=4, max_runs=4, target_rel_ci=0.0,
+                           time_cap_s=10.0, block=3, **IGNORE_LOAD)
+    assert len(calls["a"]) == len(calls["b"]) == 12  # 4 rounds x 3 calls
+    assert res["a"].runs == res["b"].runs == 8  # the first call of every block is not timed
+    assert order[:6] == ["a"] * 3 + ["b"] * 3 and order[6:12] == ["b"] * 3 + ["a"] * 3  # rotated per round
+    with pytest.raises(EdgetuneError, match="block"):
+        time_alternating({"a": make("a")}, block=0)

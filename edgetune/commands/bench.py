@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-foreign-plan", action="store_true", help="run a plan tuned elsewhere")
 
 
+# Calls of one variant in a row per alternating round (the first untimed): see measure.timing.time_alternating.
+COMPARE_BLOCK = 5
+
+
 def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float, console: Any,
             int8: bool = True) -> list[dict[str, Any]]:
     """Time the given executors/callables together with the peers, alternating; one row per variant.
@@ -48,7 +52,7 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
         fns[peer.name] = peer.fn
         memory[peer.name] = {"weight_bytes": peer.weight_bytes, "note": peer.note}
     console.print(f"timing {len(fns)} variants side by side (alternating rounds, up to {time_cap:.0f} s)...")
-    timings = time_alternating(fns, time_cap_s=time_cap, max_runs=500, target_rel_ci=0.02)
+    timings = time_alternating(fns, time_cap_s=time_cap, max_runs=500, target_rel_ci=0.02, block=COMPARE_BLOCK)
     rows = []
     for name, t in timings.items():
         rows.append({"variant": name, "median_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,
