@@ -6,8 +6,8 @@ Usage: .venv/bin/python bench/parity.py [--threads 2] [--time-cap 12] [MODEL ...
 Table 1 (parity): the whole graph as one ONNX Runtime session run by edgetune's executor (spin mode
 "auto", i.e. ORT's own defaults) against ONNX Runtime called directly as a user would (the `bench` peer:
 the original model file, `SessionOptions()` defaults), and against the same plan with workers that never
-spin; all variants alternated round by round in one process, each run 5 times in a row per round with the
-first untimed (a spinning pool steals the next variant's cores; median, p10-p90).
+spin; all variants alternated round by round in one process, each run back to back per round: untimed for
+60 ms (a spinning pool steals the next variant's cores for tens of ms), then 5 timed calls (median, p10-p90).
 
 Table 2 (mixed plans, sum of parts): ORT everywhere except every third convolution on numpy im2col, so that
 several ORT sessions alternate with numpy steps, for each ORT spin mode. "sum of parts" is the sum of every
@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 
 import edgetune  # noqa: F401 - thread-pool environment before numpy/torch load
-from edgetune.commands.bench import COMPARE_BLOCK
+from edgetune.commands.bench import COMPARE_BLOCK, COMPARE_SETTLE_S
 from edgetune.kernels.ort_segments import fusable_primitive
 from edgetune.measure.device import describe, summary_line
 from edgetune.measure.overhead import executor_overhead
@@ -84,7 +84,8 @@ def parity_rows(model: str, threads: int, cap: float, console: Console) -> list[
            f"edgetune plan (spin {plan_on.ort_spin})": lambda: plan_on.run(feeds),
            "edgetune plan (spin off)": lambda: plan_off.run(feeds)}
     console.print(f"{model}: parity, {len(fns)} variants alternated for up to {cap:.0f} s...")
-    t = time_alternating(fns, time_cap_s=cap, max_runs=600, target_rel_ci=0.01, block=COMPARE_BLOCK)
+    t = time_alternating(fns, time_cap_s=cap, max_runs=600, target_rel_ci=0.01, block=COMPARE_BLOCK,
+                         settle_s=COMPARE_SETTLE_S)
     base = t["onnxruntime called directly"].median_ms
     over = executor_overhead(plan_on, feeds)
     return [{"model": model, "variant": k, "median_ms": v.median_ms, "p10_ms": v.p10_ms, "p90_ms": v.p90_ms,
@@ -99,7 +100,8 @@ def mixed_rows(model: str, threads: int, cap: float, console: Console) -> list[d
     exs = {spin: Executor(g, mixed_plan(g, threads, spin)) for spin in ("stop", "off")}
     console.print(f"{model}: mixed plans ({len(exs['stop'].steps)} steps), alternated for up to {cap:.0f} s...")
     t = time_alternating({s: (lambda e=e: e.run(feeds)) for s, e in exs.items()}, time_cap_s=cap, max_runs=400,
-                         target_rel_ci=0.01, block=COMPARE_BLOCK)
+                         target_rel_ci=0.01, block=COMPARE_BLOCK,
+                         settle_s=COMPARE_SETTLE_S)
     rows = []
     for spin, ex in exs.items():
         parts = sum_of_parts(ex, feeds, cap=0.15)

@@ -22,8 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-foreign-plan", action="store_true", help="run a plan tuned elsewhere")
 
 
-# Calls of one variant in a row per alternating round (the first untimed): see measure.timing.time_alternating.
-COMPARE_BLOCK = 5
+# Each variant per alternating round: untimed calls for COMPARE_SETTLE_S (at least one), then COMPARE_BLOCK - 1
+# timed ones (see measure.timing.time_alternating: spinning pools steal the next variant's cores).
+COMPARE_BLOCK = 6
+COMPARE_SETTLE_S = 0.06
 
 
 def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float, console: Any,
@@ -52,7 +54,8 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
         fns[peer.name] = peer.fn
         memory[peer.name] = {"weight_bytes": peer.weight_bytes, "note": peer.note}
     console.print(f"timing {len(fns)} variants side by side (alternating rounds, up to {time_cap:.0f} s)...")
-    timings = time_alternating(fns, time_cap_s=time_cap, max_runs=500, target_rel_ci=0.02, block=COMPARE_BLOCK)
+    timings = time_alternating(fns, time_cap_s=time_cap, max_runs=500, target_rel_ci=0.02, block=COMPARE_BLOCK,
+                               settle_s=COMPARE_SETTLE_S)
     rows = []
     for name, t in timings.items():
         rows.append({"variant": name, "median_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,

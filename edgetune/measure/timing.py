@@ -99,10 +99,11 @@ class _Settings:
     min_window_s: float
     quiet_wait_s: float
     block: int = 1
+    settle_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.block < 1:
-            raise EdgetuneError(f"timing: block must be >= 1, got {self.block}")
+        if self.block < 1 or self.settle_s < 0:
+            raise EdgetuneError(f"timing: block must be >= 1 and settle_s >= 0, got {self.block}, {self.settle_s}")
         if self.warmup < 0 or self.retries < 0:
             raise EdgetuneError(f"timing: warmup ({self.warmup}) and retries ({self.retries}) must be >= 0")
         if self.min_runs < 1 or self.max_runs < self.min_runs:
@@ -132,7 +133,7 @@ def _run_rounds(fns: list[Callable[[], Any]], cfg: _Settings) -> tuple[list[list
                 j = (i + r) % k
                 fn = fns[j]
                 if cfg.block > 1:
-                    fn()  # the first call of a block pays for the previous callable's pools still spinning
+                    _settle(fn, cfg.settle_s)
                 for _ in range(max(cfg.block - 1, 1)):
                     t0 = clock()
                     fn()
@@ -153,6 +154,15 @@ def _run_rounds(fns: list[Callable[[], Any]], cfg: _Settings) -> tuple[list[list
     if pad > 0:
         time.sleep(pad)
     return samples, monitor.stop()
+
+
+def _settle(fn: Callable[[], Any], settle_s: float) -> None:
+    """Untimed calls (at least one, then until `settle_s` has passed): the previous callable's thread pool
+    may still be spinning (ONNX Runtime's workers spin for tens of ms after a run) and steal the cores."""
+    end = time.perf_counter() + settle_s
+    fn()
+    while time.perf_counter() < end:
+        fn()
 
 
 def _measure(fns: list[Callable[[], Any]], cfg: _Settings) -> list[Timing]:
@@ -208,20 +218,23 @@ def time_alternating(
     min_window_s: float = 0.1,
     quiet_wait_s: float = 1.0,
     block: int = 1,
+    settle_s: float = 0.0,
 ) -> dict[str, Timing]:
     """Time several callables side by side: each round calls every one, in an order rotated by one each
     round, so that load drift and cache effects are shared fairly. Rounds stop when every callable's CI is
     within target (or at the caps, as in `time_callable`); a disturbed attempt is retried as a whole, and
     all results share one foreign-load reading.
 
-    `block` > 1 calls each callable that many times in a row per round and times all but the first: a
-    runtime whose workers spin after a run (ONNX Runtime's default) steals the cores from whatever runs
-    next, so two such callables alternated call by call were measured ~3x slower each (MobileNet V2:
-    10.6 ms against 3.5 ms alone); within a block each runs back to back, as a user runs it."""
+    `block` > 1 runs each callable back to back per round: untimed calls first (at least one, and until
+    `settle_s` has passed), then `block - 1` timed ones. A runtime whose workers spin after a run (ONNX
+    Runtime's default) steals the cores from whatever runs next for tens of milliseconds: two such callables
+    alternated call by call were measured ~3x slower each (MobileNet V2: 10.6 ms against 3.5 ms alone), and
+    one needed ~8 calls (~40 ms) after the other's last run to reach its own speed. Within a settled block
+    each runs as a user runs it, alone and back to back."""
     if not fns:
         raise EdgetuneError("time_alternating: no callables given")
     names = list(fns)
     timings = _measure([fns[n] for n in names], _Settings(warmup, min_runs, max_runs, target_rel_ci, time_cap_s,
                                                           max_foreign_cores, retries, min_window_s, quiet_wait_s,
-                                                          block))
+                                                          block, settle_s))
     return dict(zip(names, timings, strict=True))
