@@ -34,7 +34,12 @@ def render(result: dict[str, Any], console: Any) -> None:
     t.add_column("value")
     t.add_row("CPU", d["cpu"])
     t.add_row("identity", d.get("identity") or "-")
+    if d.get("board"):
+        t.add_row("board", d["board"])
     t.add_row("architecture", d["arch"])
+    for c in d.get("clusters") or []:
+        cap = f", capacity {c['capacity']}" if c.get("capacity") is not None else ""
+        t.add_row("cluster", f"{len(c['cpus'])}x {c['core']} (cpus {','.join(map(str, c['cpus']))}{cap})")
     t.add_row("usable cores", str(d["cores"]))
     t.add_row("SMT threads per core", str(d["smt_threads_per_core"]))
     t.add_row("features", "  ".join(f"{k} {'yes' if v else 'no'}" for k, v in d["features"].items()))
