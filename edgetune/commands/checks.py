@@ -53,11 +53,9 @@ def output_file(path: str | None, flag: str) -> Path | None:
     p = Path(path)
     if p.is_dir():
         raise EdgetuneError(f"{flag} {path}: is a directory, expected a file name")
-    folder = p.parent
-    if not folder.is_dir():
-        raise EdgetuneError(f"{flag} {path}: folder {folder} does not exist")
-    if not _writable_dir(folder):
-        raise EdgetuneError(f"{flag} {path}: folder {folder} is not writable")
+    if not p.parent.is_dir():
+        raise EdgetuneError(f"{flag} {path}: folder {p.parent} does not exist")
+    _require_writable(flag, p, p.parent, "folder ")
     return p
 
 
@@ -71,9 +69,13 @@ def output_dir(path: str | Path, flag: str) -> Path:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise EdgetuneError(f"{flag} {p}: {ancestor} is not a folder")
-    if not _writable_dir(ancestor):
-        raise EdgetuneError(f"{flag} {p}: {ancestor} is not writable")
+    _require_writable(flag, p, ancestor)
     return p
+
+
+def _require_writable(flag: str, path: Path, folder: Path, label: str = "") -> None:
+    if not _writable_dir(folder):
+        raise EdgetuneError(f"{flag} {path}: {label}{folder} is not writable")
 
 
 def _writable_dir(p: Path) -> bool:
