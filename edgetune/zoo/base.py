@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgetune.errors import EdgetuneError
+
 IMAGENET_NORM = ("RGB: resize 256, centre crop 224, /255, then mean (0.485, 0.456, 0.406), "
                  "std (0.229, 0.224, 0.225)")
 CIFAR_NORM = "RGB/255, then mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)"
@@ -61,9 +63,14 @@ class ModelSpec:
     outputs: tuple[str, ...] = ("logits",)  # ONNX output names, in the module's return order
 
     def entry(self) -> ZooEntry:
-        """The public description with the weights this machine would use now."""
-        return ZooEntry(self.name, self.description, self.input_shape, self.num_classes,
-                        self.weights().description, self.preprocessing, self.dataset)
+        """The public description with the weights this machine would use now ("unavailable: why" when the
+        package holding them is not installed: one model's missing package must not hide the others)."""
+        try:
+            weights = self.weights().description
+        except EdgetuneError as e:
+            weights = f"unavailable: {e}"
+        return ZooEntry(self.name, self.description, self.input_shape, self.num_classes, weights,
+                        self.preprocessing, self.dataset)
 
 
 def random_weights(seed: int) -> Callable[[], Weights]:
