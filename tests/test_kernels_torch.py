@@ -11,10 +11,10 @@ import torch
 from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.kernels import torch_conv, torch_int8  # noqa: F401 - registers the primitives
 from edgetune.kernels.base import PrepareContext
-from edgetune.kernels.registry import get
+from edgetune.kernels.registry import get, unavailable
 from tests.conv_cases import LAYER_CASES as CASES
 from tests.conv_cases import conv_case, ref_act, ref_conv, rel_err
-from tests.isa import U8S8_CONDITION, U8S8_SATURATES
+from tests.isa import U8S8_CONDITION, U8S8_SATURATES, X86
 
 # ---- float64 reference and tiny graphs --------------------------------------------------------
 
@@ -195,12 +195,19 @@ def test_gemm_declines_dynamic_b():
 
 # ---- int8 --------------------------------------------------------------------------------------------
 
-INT8_OK = [
-    "conv.int8_x86.torch",
-    "conv.int8_fbgemm.torch",
-    "conv.int8_onednn.torch",
-    "conv.int8_qnnpack.torch",
-]
+# The engines this CPU has (x86 and fbgemm are x86-only: elsewhere the registry lists them as unavailable).
+INT8_OK = [n for n in ("conv.int8_x86.torch", "conv.int8_fbgemm.torch", "conv.int8_onednn.torch",
+                       "conv.int8_qnnpack.torch") if n not in unavailable()]
+# The reduce-range engine of this CPU: x86 where it exists, else onednn.
+INT8_REDUCED = INT8_OK[0]
+
+
+def test_x86_engines_only_on_x86():
+    x86 = {"conv.int8_x86.torch", "conv.int8_fbgemm.torch"}
+    if X86:
+        assert x86 <= set(INT8_OK)
+    else:
+        assert not x86 & set(INT8_OK) and all("x86 CPUs only" in unavailable()[n] for n in x86), unavailable()
 
 
 def relu_input_case(case, act=None):
@@ -250,7 +257,7 @@ def test_int8_fused_activation(name, act):
 
 def test_int8_without_samples_runs():
     g, node, x, ref = relu_input_case("3x3")
-    y, _ = run_prim("conv.int8_x86.torch", g, node, x)
+    y, _ = run_prim(INT8_REDUCED, g, node, x)
     assert y.shape == ref.shape and np.isfinite(y).all()
     assert rel_err(y, ref) < 0.1
 
@@ -269,7 +276,7 @@ def test_int8_fullrange_saturates_only_without_int32_dot():
     x = rng.random(x.shape).astype(np.float32)
     w = g.initializers["w"] = rng.uniform(-1, 1, g.initializers["w"].shape).astype(np.float32)
     ref = ref_conv(x, w, g.initializers["b"], (1, 1), [0, 0, 0, 0], (1, 1), 1)
-    y, _ = run_prim("conv.int8_x86.torch", g, node, x, samples={"x": x})
+    y, _ = run_prim(INT8_REDUCED, g, node, x, samples={"x": x})
     assert rel_err(y, ref) < 0.05
     y, _ = run_prim("conv.int8_onednn_fullrange.torch", g, node, x, samples={"x": x})
     if U8S8_SATURATES:

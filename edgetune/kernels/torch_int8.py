@@ -9,6 +9,7 @@ this module, decides whether an engine is accurate enough on this CPU.
 
 from __future__ import annotations
 
+import platform
 import warnings
 from typing import Any
 
@@ -33,6 +34,10 @@ warnings.filterwarnings("ignore", message=r".*quantized tensor creation function
 warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*deprecated.*")
 
 
+# FBGEMM (and the "x86" engine built on it) are x86 kernels.
+X86_ONLY_ENGINES = frozenset({"x86", "fbgemm"})
+
+
 class TorchInt8Conv(Primitive):
     """Quantize -> prepacked quantized conv (ReLU fused when the activation allows) -> dequantize."""
 
@@ -49,6 +54,9 @@ class TorchInt8Conv(Primitive):
     def available(self) -> str | None:
         if self.engine not in torch.backends.quantized.supported_engines:
             return f"quantized engine {self.engine} not compiled into torch"
+        if self.engine in X86_ONLY_ENGINES and platform.machine().lower() not in ("x86_64", "amd64", "i686"):
+            # torch 2.13.0's aarch64 wheel lists them, and they fail ("unknown architecure") or compute garbage
+            return f"quantized engine {self.engine} runs on x86 CPUs only (this is {platform.machine()})"
         return None
 
     def supports(self, node: Node, graph: Graph) -> str | None:
