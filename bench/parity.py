@@ -56,17 +56,8 @@ def sum_of_parts(ex: Executor, feeds: dict[str, Any], cap: float) -> float:
     """Each step's median alone, on the inputs it sees in a real run, summed (ms)."""
     from edgetune.kernels.threads import set_threads
 
-    seen: list[list[Any]] = []
-
-    def recorder(fn: Any) -> Any:
-        def call(*xs: Any) -> Any:
-            seen.append(list(xs))
-            return fn(*xs)
-        return call
-
-    ex.run_program([(recorder(fn), *rest) for fn, *rest in ex.program], feeds)
     total = 0.0
-    for step, args in zip(ex.steps, seen, strict=True):
+    for step, (args, _) in zip(ex.steps, ex.trace(feeds), strict=True):
         set_threads(step.threads)
         total += time_callable(lambda f=step.fn, a=args: f(*a), time_cap_s=cap, max_runs=200).median_ms
     return total

@@ -287,20 +287,25 @@ class Executor:
         run_steps(program, slots)
         return {name: slots[s] for name, s in self._outputs}
 
-    def stub_program(self, feeds: dict[str, np.ndarray]) -> list[Instruction]:
-        """This plan's program with every kernel replaced by one returning what it returned on `feeds`: timing
-        it measures the executor's own work per inference (slots, frees, thread checks, calls), nothing else."""
-        recorded: list[Any] = []
+    def trace(self, feeds: dict[str, np.ndarray]) -> list[tuple[tuple[Any, ...], Any]]:
+        """One run on `feeds`, returning per step the arguments its kernel got and what it returned."""
+        calls: list[tuple[tuple[Any, ...], Any]] = []
 
         def recorder(fn: Callable[..., Any]) -> Callable[..., Any]:
             def call(*xs: Any) -> Any:
                 out = fn(*xs)
-                recorded.append(out)
+                calls.append((xs, out))
                 return out
             return call
 
         self.run_program([(recorder(fn), *rest) for fn, *rest in self.program], feeds)
-        return [(lambda *_, r=r: r, *rest) for r, (_, *rest) in zip(recorded, self.program, strict=True)]
+        return calls
+
+    def stub_program(self, feeds: dict[str, np.ndarray]) -> list[Instruction]:
+        """This plan's program with every kernel replaced by one returning what it returned on `feeds`: timing
+        it measures the executor's own work per inference (slots, frees, thread checks, calls), nothing else."""
+        return [(lambda *_, r=out: r, *rest) for (_, out), (_, *rest) in zip(self.trace(feeds), self.program,
+                                                                               strict=True)]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.run(feeds)
