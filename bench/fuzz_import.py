@@ -191,7 +191,7 @@ def main() -> int:
     except ImportError:
         atheris = None
     if atheris is not None and not args.no_atheris:
-        with atheris.instrument_imports(include=["edgetune.graph", "edgetune.modelsrc"]):
+        with atheris.instrument_imports(include=["edgetune.graph", "edgetune.user_model"]):
             from edgetune.graph import load_graph
     else:
         from edgetune.graph import load_graph

@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/memory.py [MODEL ...]   (default: mobilenet_v2 resnet18)
 Prints, per model and plan: planned resident memory (static: per-kernel measured persistent bytes plus
-library start-up, see edgetune.measure.kernel_memory), activation arena + largest kernel temporary
+library start-up, see edgetune.runtime.kernel_memory), activation arena + largest kernel temporary
 (transient) and total, against the resident-memory growth measured by edgetune.measure.plan_memory;
 also the total the kernels' own weight/workspace reports would give. Writes bench/out/memory.json.
 """
@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 
 import edgetune  # noqa: F401
-from edgetune.measure.device import summary_line
+from edgetune.device.cpu import summary_line
 from edgetune.measure.plan_memory import measure_plan_memory
-from edgetune.modelsrc import load_model
 from edgetune.runtime.plan import NodeChoice, Plan
+from edgetune.user_model import load_model
 
 THREADS = 2
 

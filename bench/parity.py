@@ -27,15 +27,16 @@ from typing import Any
 from rich.console import Console
 
 import edgetune  # noqa: F401 - thread-pool environment before numpy/torch load
-from edgetune.commands.bench import COMPARE_BLOCK, COMPARE_SETTLE_S
+from edgetune.device.cpu import describe, summary_line
+from edgetune.graph.reference import default_feeds
 from edgetune.kernels.ort_segments import fusable_primitive
-from edgetune.measure.device import describe, summary_line
+from edgetune.measure.compare import COMPARE_BLOCK, COMPARE_SETTLE_S
 from edgetune.measure.overhead import executor_overhead
 from edgetune.measure.timing import time_alternating, time_callable
-from edgetune.modelsrc import open_model
 from edgetune.peers.runtimes import ort_session
-from edgetune.runtime.executor import Executor, default_feeds
+from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan
+from edgetune.user_model import open_model
 
 DEFAULT_MODELS = ["mobilenet_v2", "resnet18", "efficientnet_lite0", "resnet20_cifar"]
 

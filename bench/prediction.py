@@ -23,13 +23,14 @@ from rich.console import Console
 
 import edgetune  # noqa: F401
 from edgetune.commands.profile import run_profile, thread_counts
-from edgetune.measure.device import summary_line
+from edgetune.device.cpu import summary_line
+from edgetune.graph.reference import default_feeds
 from edgetune.measure.timing import time_callable
-from edgetune.modelsrc import open_model
-from edgetune.runtime.executor import Executor, default_feeds
+from edgetune.planning.design_space import build_space
+from edgetune.planning.loop import to_plan
+from edgetune.runtime.executor import Executor
 from edgetune.search import get_strategy
-from edgetune.tuning.loop import to_plan
-from edgetune.tuning.space_builder import build_space
+from edgetune.user_model import open_model
 
 
 def blas_choice(space, graph, threads: int) -> list[int]:

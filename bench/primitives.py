@@ -19,11 +19,11 @@ from rich.console import Console
 
 import edgetune  # noqa: F401
 from edgetune.commands.profile import run_profile, thread_counts
+from edgetune.device.cpu import summary_line
 from edgetune.graph.stats import node_macs
 from edgetune.kernels import registry
 from edgetune.measure.db import node_signature
-from edgetune.measure.device import summary_line
-from edgetune.modelsrc import load_model
+from edgetune.user_model import load_model
 
 
 def describe(node, graph) -> str:  # noqa: ANN001

@@ -20,10 +20,10 @@ from rich.console import Console
 
 import edgetune  # noqa: F401
 from edgetune.commands.profile import run_profile, thread_counts
-from edgetune.measure.device import summary_line
-from edgetune.modelsrc import load_model
+from edgetune.device.cpu import summary_line
+from edgetune.planning.design_space import build_space
 from edgetune.search import get_strategy
-from edgetune.tuning.space_builder import build_space
+from edgetune.user_model import load_model
 
 STRATEGIES = ("qlearning", "random", "anneal", "greedy", "optuna")
 BUDGETS = (10, 100, 1000)

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetune.device.cpu import summary_line
 from edgetune.graph.ir import Graph, Node, Value
 from edgetune.kernels import ort_prims, torch_conv  # noqa: F401 - register primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
 from edgetune.kernels.threads import set_threads
-from edgetune.measure.device import summary_line
 
 OUT = Path(__file__).resolve().parent / "out" / "threadpools.json"
 

@@ -16,8 +16,8 @@ import sys
 from typing import Any
 
 import edgetune  # noqa: F401 - sets thread-pool environment before numpy/torch load
+from edgetune.device.cpu import describe, summary_line
 from edgetune.errors import EdgetuneError
-from edgetune.measure.device import describe, summary_line
 
 COMMANDS = {
     "zoo": "built-in models: list them or export one to ONNX",

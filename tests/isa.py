@@ -11,7 +11,7 @@ from importlib.util import find_spec
 
 import pytest
 
-from edgetune.measure.device import fingerprint
+from edgetune.device.cpu import fingerprint
 
 _FP = fingerprint()
 INT32_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")

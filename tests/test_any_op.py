@@ -15,10 +15,10 @@ from onnx import TensorProto, helper
 from edgetune.cli import main
 from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph.ir import Node
-from edgetune.modelsrc import load_model, parse_input_shapes
-from edgetune.runtime.executor import Executor, default_feeds
+from edgetune.graph.reference import default_feeds, run_graph, run_node
+from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import Plan
-from edgetune.runtime.reference import run_graph, run_node
+from edgetune.user_model import load_model, parse_input_shapes
 from tests.graph_cases import mk, run, vi
 
 RNG = np.random.default_rng(14)

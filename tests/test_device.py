@@ -4,7 +4,7 @@ same assertions hold on any machine; and carried by every measuring command's ou
 import json
 
 from edgetune.cli import main
-from edgetune.measure import device
+from edgetune.device import cpu as device
 
 ZEN3_CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD

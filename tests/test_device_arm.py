@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from edgetune.measure import arm, device
+from edgetune.device import arm
+from edgetune.device import cpu as device
 
 BOARDS = Path(__file__).parent / "boards"
 

@@ -8,11 +8,11 @@ import pytest
 from edgetune import zoo
 from edgetune.errors import EdgetuneError
 from edgetune.graph import load_graph
+from edgetune.graph.reference import default_feeds, run_graph
 from edgetune.kernels import registry
 from edgetune.kernels.base import FunctionKernel, Primitive
-from edgetune.runtime.executor import Executor, default_feeds
+from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan
-from edgetune.runtime.reference import run_graph
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,12 @@ import pytest
 from edgetune import zoo
 from edgetune.errors import EdgetuneError
 from edgetune.graph import load_graph
+from edgetune.graph.reference import default_feeds
 from edgetune.kernels.ort_segments import fusable_primitive
 from edgetune.measure.overhead import executor_overhead
-from edgetune.runtime.executor import Executor, Step, compile_program, default_feeds
+from edgetune.planning.loop import WHOLE_GRAPH_ORT, Candidate, peer_verdict
+from edgetune.runtime.executor import Executor, Step, compile_program
 from edgetune.runtime.plan import NodeChoice, Plan
-from edgetune.tuning.loop import WHOLE_GRAPH_ORT, Candidate, peer_verdict
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgetune.cli import main
-from edgetune.commands.checks import usable_cores
+from edgetune.device.cpu import usable_cores
 from edgetune.measure.db import ProfileDB, UnusableMeasurement
 from edgetune.measure.timing import Timing
 from tests.make_corpus import _conv_model, _save

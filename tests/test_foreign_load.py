@@ -8,7 +8,7 @@ import sys
 import pytest
 from onnx import helper
 
-from edgetune.commands.checks import usable_cores
+from edgetune.device.cpu import usable_cores
 from edgetune.graph import load_graph
 from edgetune.measure.db import ProfileDB
 from edgetune.measure.profiler import Profiler

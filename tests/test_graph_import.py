@@ -119,7 +119,7 @@ def test_op_on_runtime_data_is_a_generic_node() -> None:
     g = load_graph(m, name="gm")
     assert [n.op for n in g.nodes] == ["Gather", "Relu", "Cast"] and g.dtype("zi") == "int64"
     x = (w(1, 10) * 10).astype(np.float32)
-    from edgetune.runtime.reference import run_graph
+    from edgetune.graph.reference import run_graph
     np.testing.assert_array_equal(run_graph(g, {"x": x})["zi"], run(m, {"x": x})[0])
 
 
@@ -144,7 +144,7 @@ def test_old_opset_is_upgraded_and_matches_ort() -> None:
         assert g.upgraded_from == opset and g.opset == 13
         assert "BatchNormalization" not in [n.op for n in g.nodes]  # still folded after the upgrade
         x = w(1, 3, 6, 6)
-        from edgetune.runtime.reference import run_graph
+        from edgetune.graph.reference import run_graph
         got, want = run_graph(g, {"x": x})["y"], run(m, {"x": x})[0]
         assert got.shape == want.shape == (1, 4, 12, 12)
         assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
@@ -466,7 +466,7 @@ def test_runtime_slice_lifted_and_normalised() -> None:
 
 
 def test_runtime_slice_exports_and_runs() -> None:
-    from edgetune.runtime.reference import run_graph
+    from edgetune.graph.reference import run_graph
 
     m = _slice_model()
     g = load_graph(m, name="sl")
@@ -491,7 +491,7 @@ def test_attribute_form_slice() -> None:
     exports as inputs (opset 13) or as attributes (opset 9)."""
     from edgetune.graph.fold import fold_and_infer
     from edgetune.graph.ir import Graph, Value
-    from edgetune.runtime.reference import run_graph
+    from edgetune.graph.reference import run_graph
 
     attrs = {"starts": [1, -3], "ends": [-1, 1000], "axes": [3, 1]}
     node = Node("s9", "Slice", ["x"], ["y"], dict(attrs))

@@ -1,4 +1,4 @@
-"""Measured per-kernel memory (edgetune.measure.kernel_memory), the ProfileDB columns that keep it, the
+"""Measured per-kernel memory (edgetune.runtime.kernel_memory), the ProfileDB columns that keep it, the
 schema-1 migration, and the executor's use of measured figures."""
 
 import sqlite3
@@ -10,7 +10,7 @@ from edgetune import zoo
 from edgetune.graph import load_graph
 from edgetune.kernels.base import FunctionKernel
 from edgetune.measure import ProfileDB, Timing
-from edgetune.measure import kernel_memory as km
+from edgetune.runtime import kernel_memory as km
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import Plan
 
@@ -113,17 +113,3 @@ def test_executor_measures_kernels_and_prefers_measured_figures(resnet20):
     first = next(iter(ex.kernels))
     given = Executor(resnet20, plan, check=False, kernel_memory={first: (10**9, 7 * MB)}).memory()
     assert given.resident_bytes >= 10**9 and given.peak_transient_bytes == 7 * MB and not given.measured
-
-
-def test_plan_kernel_memory_reads_the_db(tmp_path, resnet20):
-    from edgetune.measure.db import node_signature
-
-    plan = Plan.builtin("blas", resnet20, 1)
-    node = resnet20.nodes[0]
-    c = plan.choices[node.name]
-    with ProfileDB(tmp_path / "p.sqlite", device_id="dev", versions_id="ver") as db:
-        db.put_node(node_signature(node, resnet20), c.primitive, c.threads, T, resident_bytes=5, transient_bytes=6)
-        got = km.plan_kernel_memory(db, resnet20, plan)
-    assert got[node.name] == (5, 6)
-    assert all(n.name == node.name or node_signature(n, resnet20) == node_signature(node, resnet20) for n in
-               resnet20.nodes if n.name in got)

@@ -12,18 +12,9 @@ import time
 
 import pytest
 
+from edgetune.device.cpu import fingerprint, fingerprint_id, library_versions, versions_id
 from edgetune.errors import EdgetuneError
-from edgetune.measure import (
-    LoadMonitor,
-    fingerprint,
-    fingerprint_id,
-    library_versions,
-    measure_subprocess_peak,
-    median_ci_rel,
-    time_alternating,
-    time_callable,
-    versions_id,
-)
+from edgetune.measure import LoadMonitor, measure_subprocess_peak, median_ci_rel, time_alternating, time_callable
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
 IGNORE_LOAD = {"max_foreign_cores": 100.0, "retries": 0}

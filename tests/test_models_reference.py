@@ -6,9 +6,9 @@ import pytest
 
 from edgetune import zoo
 from edgetune.graph import load_graph
-from edgetune.runtime.executor import Executor, default_feeds
+from edgetune.graph.reference import default_feeds, run_graph
+from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import Plan
-from edgetune.runtime.reference import run_graph
 
 MODELS = [e.name for e in zoo.list_models()]
 

@@ -27,7 +27,7 @@ def _float64_reference(node, inputs):
 @pytest.fixture(autouse=True)
 def reference(monkeypatch):
     try:
-        import edgetune.runtime.reference  # noqa: F401
+        import edgetune.graph.reference  # noqa: F401
     except ModuleNotFoundError:
         monkeypatch.setattr(verify_mod, "reference_outputs", _float64_reference)
 

@@ -205,7 +205,7 @@ def test_a_missing_weights_package_does_not_hide_the_other_models(monkeypatch):
     import dataclasses
 
     from edgetune.errors import EdgetuneError
-    from edgetune.modelsrc import open_model
+    from edgetune.user_model import open_model
     from edgetune.zoo import registry
 
     def missing():

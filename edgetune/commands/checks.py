@@ -12,12 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgetune.device.cpu import usable_cores
 from edgetune.errors import EdgetuneError
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask), not the machine's total."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def threads(n: int | None, flag: str = "--threads", console: Any = None) -> int:

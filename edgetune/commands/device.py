@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from edgetune.measure.device import describe, library_versions
+from edgetune.device.cpu import describe, library_versions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from edgetune.modelsrc import add_model_arguments, load_model_args
+from edgetune.user_model import add_model_arguments, load_model_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
         "params": sum(int(r.get("params", 0)) for r in rows),
         "activation_bytes": sum(int(r.get("activation_bytes", 0)) for r in rows),
     }
-    from edgetune.commands.run import batch_of
+    from edgetune.runtime.plan import batch_of
 
     return {"model": graph.name, "batch": batch_of(graph), "inputs": {i: list(graph.shape(i)) for i in graph.inputs},
             "layers": rows, "totals": totals}

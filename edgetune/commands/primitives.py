@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from edgetune.kernels import registry
-from edgetune.modelsrc import add_model_arguments, load_model_args
+from edgetune.user_model import add_model_arguments, load_model_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,9 +34,9 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     checks.threads(args.threads, console=args.console)
     if not args.model:
         return _registry()
+    from edgetune.graph.reference import reference_samples
     from edgetune.kernels.verify import verify
     from edgetune.report.progress import progress_bar
-    from edgetune.runtime.executor import reference_samples
 
     graph = load_model_args(args)
     samples = None if args.no_verify else reference_samples(graph)

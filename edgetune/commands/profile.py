@@ -8,7 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
-from edgetune.modelsrc import add_model_arguments, load_model_args
+from edgetune.device.cpu import usable_cores
+from edgetune.user_model import add_model_arguments, load_model_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def thread_counts(spec: str | None, console: Any = None) -> list[int]:
     from edgetune.errors import EdgetuneError
 
     if not spec:
-        return sorted({1, checks.usable_cores()})
+        return sorted({1, usable_cores()})
     try:
         counts = sorted({int(x) for x in spec.split(",") if x.strip()})
     except ValueError:

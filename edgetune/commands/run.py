@@ -10,8 +10,8 @@ import numpy as np
 from rich.table import Table
 
 from edgetune.errors import EdgetuneError
-from edgetune.modelsrc import add_model_arguments, load_model_args
-from edgetune.runtime.plan import BUILTIN_PLANS, Plan
+from edgetune.runtime.plan import batch_of, resolve_plan
+from edgetune.user_model import add_model_arguments, load_model_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,31 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run a plan tuned on another device or with other library versions")
 
 
-def default_threads() -> int:
-    from edgetune.commands.checks import usable_cores
-
-    return usable_cores()
-
-
-def batch_of(graph: Any) -> int:
-    """The batch the model runs at: the first dim of its first input (1 for a model without inputs)."""
-    shape = graph.shape(graph.inputs[0]) if graph.inputs else ()
-    return int(shape[0]) if len(shape) >= 2 else 1
-
-
-def resolve_plan(spec: str, graph: Any, threads: int | None, allow_foreign: bool = False) -> Plan:
-    if spec in BUILTIN_PLANS:
-        return Plan.builtin(spec, graph, threads or default_threads())
-    plan = Plan.load(spec)
-    plan.check_graph(graph, source=spec)
-    problems = plan.check_environment(source=spec)
-    if problems and not allow_foreign:
-        raise EdgetuneError(f"{problems[0]}; re-tune, or pass --allow-foreign-plan to run it anyway")
-    return plan
-
-
 def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
-    from edgetune.runtime.executor import default_feeds
+    from edgetune.graph.reference import default_feeds
 
     if path is None:
         return default_feeds(graph)
@@ -83,8 +60,8 @@ def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
     from edgetune.commands import checks
-    from edgetune.measure.memory import inprocess_peak_growth
     from edgetune.measure.overhead import executor_overhead
+    from edgetune.measure.process_peak import inprocess_peak_growth
     from edgetune.measure.timing import time_callable
     from edgetune.runtime.executor import Executor
 

@@ -10,7 +10,7 @@ from rich.table import Table
 from edgetune.commands import checks
 from edgetune.commands.profile import add_db_arguments, check_db_arguments, run_profile, thread_counts
 from edgetune.errors import EdgetuneError
-from edgetune.modelsrc import DEFAULT_MODEL, add_model_arguments, open_model_args
+from edgetune.user_model import DEFAULT_MODEL, add_model_arguments, open_model_args
 
 PRECISIONS = ("fp32", "fp16w", "int8")
 
@@ -34,9 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    from edgetune.planning.loop import TuneConfig
     from edgetune.search import STRATEGIES
     from edgetune.search.objective import OBJECTIVES
-    from edgetune.tuning.loop import TuneConfig
 
     if args.strategy not in STRATEGIES:
         raise EdgetuneError(f"unknown strategy {args.strategy!r} (valid: {', '.join(sorted(STRATEGIES))})")
@@ -61,7 +61,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
-    from edgetune.tuning.loop import default_out_dir, tune
+    from edgetune.planning.loop import default_out_dir, tune
 
     cfg = _config(args)
     if args.out:
@@ -71,7 +71,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     db, summary = run_profile(src.graph, args)
     if summary.new_measurements == 0:
         args.console.print("profile: nothing new to measure, every cost came from the database")
-    from edgetune.commands.run import batch_of
+    from edgetune.runtime.plan import batch_of
 
     result = tune(src, cfg, out, db, summary, args.console)
     result.setdefault("batch", batch_of(src.graph))

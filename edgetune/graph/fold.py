@@ -173,7 +173,7 @@ def _evaluate(node: Node, graph: Graph) -> list[np.ndarray] | None:
     if outs is not None:
         return outs
     try:
-        from edgetune.runtime.reference import run_node  # lazy: runtime depends on graph, not the reverse
+        from edgetune.graph.reference import run_node  # lazy: runtime depends on graph, not the reverse
     except ImportError:
         return None
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from edgetune.errors import UnsupportedModelError
 from edgetune.graph.constant_ops import CONSTANT_OPS
 from edgetune.graph.ir import Graph, Node
-from edgetune.runtime.reference import REFERENCE_OPS
+from edgetune.graph.reference import REFERENCE_OPS
 
 
 def _ort_runs(node: Node, graph: Graph) -> str | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgetune.graph.ir import Graph, Node
+from edgetune.graph.reference import REFERENCE_OPS, reference_primitive_name, run_node
 from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext, Primitive
 from edgetune.kernels.registry import register
-from edgetune.runtime.reference import REFERENCE_OPS, reference_primitive_name, run_node
 
 REFERENCE_PRIMITIVE_OPS = tuple(sorted(REFERENCE_OPS))
 """Op types that get a `ref.<op lowercase>` primitive (every op with a kernel in the reference executor)."""

@@ -49,7 +49,7 @@ def reference_outputs(node: Node, inputs: list[np.ndarray | None]) -> list[np.nd
 
     Memoised on the node and the inputs' bytes: verifying twenty primitives of one node on the same
     inputs computes the float64 reference once, not twenty times."""
-    from edgetune.runtime.reference import run_node
+    from edgetune.graph.reference import run_node
 
     h = hashlib.blake2b(digest_size=16)
     for x in inputs:

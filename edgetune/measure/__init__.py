@@ -1,14 +1,13 @@
-"""Measuring: the timing harness with foreign-load detection, the device and library fingerprint, the
+"""Measuring: the timing harness with foreign-load detection, the
 ProfileDB that stores every measurement, and subprocess peak-memory measurement."""
 
 from edgetune.measure.db import ProfileDB, default_db_path, node_signature
-from edgetune.measure.device import fingerprint, fingerprint_id, library_versions, versions_id
 from edgetune.measure.load import LoadMonitor, LoadReport, measure_load, wait_for_quiet
-from edgetune.measure.memory import measure_subprocess_peak
+from edgetune.measure.process_peak import measure_subprocess_peak
 from edgetune.measure.timing import Timing, median_ci_rel, time_alternating, time_callable
 
 __all__ = [
-    "LoadMonitor", "LoadReport", "ProfileDB", "Timing", "default_db_path", "fingerprint", "fingerprint_id",
-    "library_versions", "measure_load", "measure_subprocess_peak", "median_ci_rel", "node_signature",
-    "time_alternating", "time_callable", "versions_id", "wait_for_quiet",
+    "LoadMonitor", "LoadReport", "ProfileDB", "Timing", "default_db_path",
+    "measure_load", "measure_subprocess_peak", "median_ci_rel", "node_signature",
+    "time_alternating", "time_callable", "wait_for_quiet",
 ]

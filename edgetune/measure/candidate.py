@@ -20,9 +20,9 @@ from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, PrepareContext, Primitive
 from edgetune.kernels.registry import converter_route
 from edgetune.kernels.threads import set_threads
-from edgetune.measure import kernel_memory
 from edgetune.measure.load import LoadMonitor
 from edgetune.measure.timing import Timing, time_callable
+from edgetune.runtime import kernel_memory
 
 # A kernel whose single warm call takes over this multiple of the node's best so far is recorded from
 # three calls alone (see CandidateMeasurer._probe).

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from edgetune.device import cpu as device
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
 from edgetune.measure.timing import Timing
@@ -84,7 +85,7 @@ class NodeRecord(Measured):
     threads: int = 1
     weight_bytes: int = 0
     workspace_bytes: int = 0
-    resident_bytes: int | None = None  # measured (edgetune.measure.kernel_memory); None: not measured
+    resident_bytes: int | None = None  # measured (edgetune.runtime.kernel_memory); None: not measured
     transient_bytes: int | None = None
 
 
@@ -269,8 +270,6 @@ class ProfileDB:
 
     def __init__(self, path: str | Path | None = None, device_id: str | None = None,
                  versions_id: str | None = None) -> None:
-        from edgetune.measure import device
-
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.device_id = device_id or device.fingerprint_id()
         self.versions_id = versions_id or device.versions_id()
@@ -308,7 +307,7 @@ class ProfileDB:
                  workspace_bytes: int = 0, resident_bytes: int | None = None,
                  transient_bytes: int | None = None) -> None:
         """One node timing; `resident_bytes`/`transient_bytes` are the measured memory of the kernel
-        (edgetune.measure.kernel_memory), None when not measured."""
+        (edgetune.runtime.kernel_memory), None when not measured."""
         what = f"node {sig} / {primitive} @{threads}"
         _check_timing(timing, what)
         _check_threads(threads, what)

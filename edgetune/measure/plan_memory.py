@@ -5,7 +5,7 @@ Run as `python -m edgetune.measure.plan_memory MODEL PLAN THREADS [self]` (PLAN:
 -> RSS0 (the first load's lazy imports, onnx.reference and the zoo, keep ~14 MB that later loads do not
 add: imports, not the plan);
 (1) load the graph, compile the executor (measuring each kernel's memory unless `self` is given, see
-edgetune.measure.kernel_memory; this first pays the start-up of the libraries the plan uses), drop the
+edgetune.runtime.kernel_memory; this first pays the start-up of the libraries the plan uses), drop the
 graph's own copy of the weights (kernels keep what they need), run once so that libraries allocate their
 persistent buffers -> RSS1; (2) reset the peak counter, run inferences -> peak.
 
@@ -32,12 +32,13 @@ from edgetune.errors import EdgetuneError
 def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> dict[str, Any]:
     import numpy as np  # noqa: F401 - part of the import baseline
 
-    from edgetune.commands.run import resolve_plan
+    from edgetune.graph.reference import default_feeds
     from edgetune.kernels import registry
     from edgetune.kernels.threads import set_threads
-    from edgetune.measure.kernel_memory import peak_rss_bytes, reset_peak, rss_bytes
-    from edgetune.modelsrc import load_model
-    from edgetune.runtime.executor import Executor, default_feeds
+    from edgetune.runtime.executor import Executor
+    from edgetune.runtime.kernel_memory import peak_rss_bytes, reset_peak, rss_bytes
+    from edgetune.runtime.plan import resolve_plan
+    from edgetune.user_model import load_model
 
     registry.load_all()
     set_threads(threads)

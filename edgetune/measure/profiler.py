@@ -88,7 +88,7 @@ class Profiler:
     @property
     def samples(self) -> dict[str, np.ndarray]:
         if self._samples is None:
-            from edgetune.runtime.executor import reference_samples
+            from edgetune.graph.reference import reference_samples
 
             self._samples = reference_samples(self.graph)
         return self._samples

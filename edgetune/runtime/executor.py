@@ -17,10 +17,12 @@ import numpy as np
 
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
+from edgetune.graph.reference import default_feeds, reference_samples, run_graph, stand_in_input
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext
 from edgetune.kernels.ort_segments import FUSABLE, boundary, segment_kernel
 from edgetune.kernels.threads import SPIN_MODES, set_threads
+from edgetune.runtime.kernel_memory import measure_kernel_memory, warm_up_libraries
 from edgetune.runtime.plan import Plan
 
 
@@ -45,7 +47,7 @@ class MemoryReport:
     weight_bytes / weight_bytes_by_precision / workspace_bytes: as the kernels report them (weights they
     hold, scratch they keep; `largest_workspace_bytes` the largest single one).
     resident_bytes: what the prepared plan keeps resident: per kernel its *measured* persistent bytes
-    (edgetune.measure.kernel_memory: packed weights, library sessions and caches, kept buffers), at
+    (edgetune.runtime.kernel_memory: packed weights, library sessions and caches, kept buffers), at
     least its reported weights (a kernel may alias the graph's arrays, which RSS differences cannot
     see); weight + workspace where a kernel was not measured; plus `startup_bytes`, the one-off
     per-process start-up of the libraries the plan uses when measured in a fresh process.
@@ -110,7 +112,7 @@ class Executor:
     ) -> None:
         """`kernel_memory`: measured (resident, transient) bytes per step name (node name, or
         "first..last" for an ORT segment), e.g. from the ProfileDB; `measure_memory`: measure every
-        kernel at compile time instead (edgetune.measure.kernel_memory; compile takes a few calls more
+        kernel at compile time instead (edgetune.runtime.kernel_memory; compile takes a few calls more
         per kernel), after paying the start-up of the libraries the plan uses (`startup_bytes`)."""
         self.graph = graph
         self.plan = plan
@@ -228,8 +230,6 @@ class Executor:
     def _warm_up(self, units: list[list[Node]], resolved: list[list[Any]]) -> None:
         """Pay (and measure) the per-process start-up of each library the plan uses, at each thread count,
         before any kernel is measured."""
-        from edgetune.measure.kernel_memory import warm_up_libraries
-
         wanted: dict[int, set[str]] = {}
         for unit, prims in zip(units, resolved, strict=True):
             threads = self.plan.choices[unit[0].name].threads
@@ -241,8 +241,6 @@ class Executor:
 
     def _measured_build(self, name: str, build: Callable[[], Any], values: list[str], formats: list[Format]) -> Any:
         """Build a kernel while measuring its resident and transient bytes on stand-in inputs."""
-        from edgetune.measure.kernel_memory import measure_kernel_memory
-
         inputs = [sample_input(self.graph, v, f, self.samples.get(v)) for v, f in zip(values, formats, strict=True)]
         kernel, mem = measure_kernel_memory(build, inputs)
         del inputs
@@ -313,8 +311,6 @@ class Executor:
     # ---- checks and accounting ------------------------------------------------------------
     def check_against_reference(self, feeds: dict[str, np.ndarray] | None = None) -> float:
         """Run once on a realistic input, compare with the reference executor; refuse over tolerance."""
-        from edgetune.runtime.reference import run_graph
-
         feeds = feeds or default_feeds(self.graph)
         ref = run_graph(self.graph, feeds)
         got = self.run(feeds)
@@ -372,7 +368,7 @@ class Executor:
         return out
 
 
-# which start-up (edgetune.measure.kernel_memory.warm_up_libraries) a primitive's library needs
+# which start-up (edgetune.runtime.kernel_memory.warm_up_libraries) a primitive's library needs
 _LIBRARY_STARTUP = {"numpy": "openblas", "numpy-reference": "openblas", "onnxruntime": "onnxruntime",
                     "torch": "torch_onednn", "torch-int8": "torch_onednn"}
 
@@ -464,39 +460,3 @@ def _resolve(name: str, node: Node, graph: Graph):  # noqa: ANN202 - returns a P
     if reason:
         raise EdgetuneError(f"primitive {name} cannot run node {node.name!r}: {reason}")
     return prim
-
-
-def _index_bound(graph: Graph, value: str) -> int:
-    """The largest valid index count for an integer input: the gathered axis of every constant table it
-    indexes (token ids into an embedding), else 2."""
-    bounds = [2]
-    for n in graph.consumers(value):
-        if n.op == "Gather" and len(n.inputs) > 1 and n.inputs[1] == value and n.inputs[0] in graph.initializers:
-            bounds.append(int(graph.initializers[n.inputs[0]].shape[int(n.attr("axis", 0))]))
-    return min(bounds) if len(bounds) == 1 else min(bounds[1:])
-
-
-def stand_in_input(graph: Graph, value: str, rng: np.random.Generator) -> np.ndarray:
-    """A stand-in for graph input `value` from its declared dtype and shape: N(0, 1) floats (like a
-    normalised image or MFCCs), integers in [0, the table size they index), random booleans."""
-    shape, dtype = graph.shape(value), np.dtype(graph.dtype(value))
-    if np.issubdtype(dtype, np.floating):
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype == np.bool_:
-        return rng.integers(0, 2, shape).astype(bool)
-    return rng.integers(0, _index_bound(graph, value), shape).astype(dtype)
-
-
-def default_feeds(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    """The graph's example inputs (`--inputs FILE.npz`) when given, else stand-ins per input."""
-    if graph.example_feeds:
-        return {k: v.copy() for k, v in graph.example_feeds.items()}
-    rng = np.random.default_rng(seed)
-    return {i: stand_in_input(graph, i, rng) for i in graph.inputs}
-
-
-def reference_samples(graph: Graph, feeds: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Every value of a reference run: representative activations for calibration and verification."""
-    from edgetune.runtime.reference import run_graph
-
-    return run_graph(graph, feeds or default_feeds(graph), keep=True)

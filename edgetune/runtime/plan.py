@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetune.device.cpu import fingerprint, fingerprint_id, library_versions, usable_cores, versions_id
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
-from edgetune.runtime.reference import reference_primitive_name
+from edgetune.graph.reference import reference_primitive_name
+from edgetune.kernels import registry
 
 PLAN_FORMAT = 1
 BUILTIN_PLANS = ("reference", "blas")
@@ -100,8 +102,6 @@ class Plan:
     @classmethod
     def for_graph(cls, graph: Graph, choices: dict[str, NodeChoice], **kw: Any) -> Plan:
         """A plan for `graph` on this device; `meta` records the concrete input shapes it was made for."""
-        from edgetune.measure.device import fingerprint, fingerprint_id, library_versions, versions_id
-
         kw["meta"] = {**kw.get("meta", {}), "input_shapes": input_shapes(graph)}
         return cls(
             model=graph.name, graph_signature=graph_signature(graph), choices=choices,
@@ -112,8 +112,6 @@ class Plan:
     # ---- properties -----------------------------------------------------------------------
     @property
     def precisions(self) -> set[str]:
-        from edgetune.kernels import registry
-
         out = set()
         for c in self.choices.values():
             try:
@@ -208,11 +206,28 @@ class Plan:
 
     def check_environment(self, source: str = "plan") -> list[str]:
         """Warnings when the plan was tuned on another device or other library versions."""
-        from edgetune.measure.device import fingerprint_id, versions_id
-
         warn = []
         if self.device_id and self.device_id != fingerprint_id():
             warn.append(f"{source} was tuned on another device ({self.device.get('cpu', self.device_id)})")
         if self.versions_id and self.versions_id != versions_id():
             warn.append(f"{source} was tuned with other library versions ({self.versions})")
         return warn
+
+
+def batch_of(graph: Graph) -> int:
+    """The batch the model runs at: the first dim of its first input (1 for a model without inputs)."""
+    shape = graph.shape(graph.inputs[0]) if graph.inputs else ()
+    return int(shape[0]) if len(shape) >= 2 else 1
+
+
+def resolve_plan(spec: str, graph: Graph, threads: int | None, allow_foreign: bool = False) -> Plan:
+    """A built-in plan by name (at `threads`, default all usable cores) or a plan file checked against the
+    graph and this machine (`allow_foreign` runs one tuned on another device or library versions)."""
+    if spec in BUILTIN_PLANS:
+        return Plan.builtin(spec, graph, threads or usable_cores())
+    plan = Plan.load(spec)
+    plan.check_graph(graph, source=spec)
+    problems = plan.check_environment(source=spec)
+    if problems and not allow_foreign:
+        raise EdgetuneError(f"{problems[0]}; re-tune, or pass --allow-foreign-plan to run it anyway")
+    return plan

@@ -24,9 +24,9 @@ import torch
 
 from edgetune.errors import EdgetuneError
 
-from . import base, fold
+from . import base, export_constants
 from .base import ModelSpec
-from .fold import fold_constants
+from .export_constants import fold_constants
 from .registry import spec
 
 ZOO_VERSION = "1"  # bump when exported files change for a reason the hashed sources miss
@@ -50,7 +50,7 @@ def version_key(name: str) -> str:
     if w.file is not None:
         st = w.file.stat()
         h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-    sources = {inspect.getsourcefile(obj) for obj in (s.build, base, fold)} | {__file__}
+    sources = {inspect.getsourcefile(obj) for obj in (s.build, base, export_constants)} | {__file__}
     for source in sorted(x for x in sources if x):  # sorted: set order varies between processes
         h.update(Path(source).read_bytes())
     return h.hexdigest()[:12]

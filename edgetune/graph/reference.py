@@ -547,7 +547,7 @@ def run_node(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
             try:
                 out = fn(node, inputs)
             except _NoKernel:
-                from edgetune.runtime.onnx_reference import run_onnx_reference
+                from edgetune.graph.onnx_reference import run_onnx_reference
 
                 out = run_onnx_reference(node, inputs)
             outs = out if isinstance(out, list) else [out]
@@ -556,7 +556,7 @@ def run_node(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
                                             f"{[o for o in node.outputs[1:] if o]} are not supported")
         else:
             from edgetune.graph.constant_ops import eval_constant_node  # lazy: graph must not need runtime
-            from edgetune.runtime.onnx_reference import run_onnx_reference
+            from edgetune.graph.onnx_reference import run_onnx_reference
 
             fallback = eval_constant_node(node, inputs)
             outs = list(fallback) if fallback is not None else run_onnx_reference(node, inputs)
@@ -625,3 +625,39 @@ def run_graph(graph: Graph, feeds: dict[str, np.ndarray], keep: bool = False) ->
     if missing:
         raise EdgetuneError(f"graph {graph.name}: outputs {missing} are never computed")
     return {o: env[o] if o in env else np.array(graph.initializers[o]) for o in graph.outputs}
+
+
+# ---- inputs: stand-ins and the reference activations every measurement starts from ------------------
+
+def _index_bound(graph: Graph, value: str) -> int:
+    """The largest valid index count for an integer input: the gathered axis of every constant table it
+    indexes (token ids into an embedding), else 2."""
+    bounds = [2]
+    for n in graph.consumers(value):
+        if n.op == "Gather" and len(n.inputs) > 1 and n.inputs[1] == value and n.inputs[0] in graph.initializers:
+            bounds.append(int(graph.initializers[n.inputs[0]].shape[int(n.attr("axis", 0))]))
+    return min(bounds) if len(bounds) == 1 else min(bounds[1:])
+
+
+def stand_in_input(graph: Graph, value: str, rng: np.random.Generator) -> np.ndarray:
+    """A stand-in for graph input `value` from its declared dtype and shape: N(0, 1) floats (like a
+    normalised image or MFCCs), integers in [0, the table size they index), random booleans."""
+    shape, dtype = graph.shape(value), np.dtype(graph.dtype(value))
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.integers(0, _index_bound(graph, value), shape).astype(dtype)
+
+
+def default_feeds(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """The graph's example inputs (`--inputs FILE.npz`) when given, else stand-ins per input."""
+    if graph.example_feeds:
+        return {k: v.copy() for k, v in graph.example_feeds.items()}
+    rng = np.random.default_rng(seed)
+    return {i: stand_in_input(graph, i, rng) for i in graph.inputs}
+
+
+def reference_samples(graph: Graph, feeds: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every value of a reference run: representative activations for calibration and verification."""
+    return run_graph(graph, feeds or default_feeds(graph), keep=True)

@@ -210,20 +210,3 @@ def warm_up_libraries(threads: int, libraries: Sequence[str] = LIBRARIES) -> dic
         gc.collect()
         _startup[key] = _floor((rss_bytes() or 0) - before)
     return {f"{n}@{threads}": _startup[f"{n}@{threads}"] for n in libraries}
-
-
-# ---- measured figures from the ProfileDB ------------------------------------------------------------
-
-def plan_kernel_memory(db: Any, graph: Any, plan: Any) -> dict[str, tuple[int, int]]:
-    """(resident, transient) bytes per node of `plan`, as the profiler measured them into `db`, for
-    `Executor(..., kernel_memory=...)`; nodes without a measurement (and ORT segments, which the profiler
-    measures only pairwise) are left out, so the executor falls back to the kernels' own reports there."""
-    from edgetune.measure.db import node_signature
-
-    out: dict[str, tuple[int, int]] = {}
-    for node in graph.nodes:
-        c = plan.choices[node.name]
-        rec = db.get_node(node_signature(node, graph), c.primitive, c.threads)
-        if rec is not None and rec.resident_bytes is not None:
-            out[node.name] = (int(rec.resident_bytes), int(rec.transient_bytes or 0))
-    return out

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from edgetune.errors import EdgetuneError
+from edgetune.graph.reference import default_feeds
 from edgetune.kernels.backends import generic_nodes
 from edgetune.kernels.ort_segments import fusable_primitive
 from edgetune.measure.overhead import executor_overhead
-from edgetune.modelsrc import ModelSource
-from edgetune.runtime.executor import Executor, default_feeds
+from edgetune.planning.design_space import SpaceInfo, build_space, choice_to_plan_choices
+from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan, input_shapes
 from edgetune.search import DesignSpace, SearchResult, get_strategy, pareto_front
-from edgetune.tuning.space_builder import SpaceInfo, build_space, choice_to_plan_choices
+from edgetune.user_model import ModelSource
 
 # Strategies run for the report's convergence figure besides the chosen one (all on the same costs).
 COMPARED_STRATEGIES = ("greedy", "random", "anneal", "qlearning", "optuna")
@@ -110,7 +111,7 @@ def spin_variants(cands: list[Candidate]) -> list[Candidate]:
 
 def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summary: Any,
          console: Any) -> dict[str, Any]:
-    from edgetune.commands.bench import compare
+    from edgetune.measure.compare import compare
 
     graph = src.graph
     console.print(f"building the design space ({len(graph.nodes)} nodes, threads {cfg.threads}, "
@@ -143,7 +144,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: Any, profile_summ
     runnable = [c for c in cands if c.executor is not None]
     if not runnable:
         raise EdgetuneError(f"no candidate plan for {graph.name} passed the output check: {cands[0].note}")
-    from edgetune.commands.run import resolve_plan
+    from edgetune.runtime.plan import resolve_plan
 
     threads = max(cfg.threads)
     blas = Executor(graph, resolve_plan("blas", graph, threads), check=False, measure_memory=True)
@@ -242,7 +243,7 @@ def _prepare_candidates(graph: Any, space: DesignSpace, cands: list[Candidate], 
                         samples: list[Any]) -> None:
     """Compile each candidate (checked against the reference); a refused one keeps the reason as its note.
     `samples` caches the reference activations int8 candidates calibrate on (computed once, when needed)."""
-    from edgetune.runtime.executor import reference_samples
+    from edgetune.graph.reference import reference_samples
 
     for c in cands:
         plan = to_plan(graph, space, c.choice, {}, c.ort_spin)
@@ -273,7 +274,7 @@ def _cand_row(c: Candidate, by_name: dict[str, Any], best: Candidate) -> dict[st
 
 def _report_data(graph: Any, space: DesignSpace, info: SpaceInfo, cfg: TuneConfig, strategies: dict[str, Any],
                  exact: SearchResult, best: Candidate, result: dict[str, Any], db: Any) -> dict[str, Any]:
-    from edgetune.measure.device import describe, library_versions
+    from edgetune.device.cpu import describe, library_versions
 
     layers = []
     for i, node in enumerate(graph.nodes):

@@ -17,7 +17,7 @@ import os
 import platform
 from typing import Any
 
-from edgetune.measure import arm
+from edgetune.device import arm
 
 KERNEL_FLAGS = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
