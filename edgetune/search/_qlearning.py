@@ -114,6 +114,7 @@ class QLearning(Strategy):
     """
 
     name = "qlearning"
+    summary = "QS-DNN tabular Q-learning with experience replay"
 
     def __init__(
         self,
