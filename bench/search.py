@@ -22,12 +22,21 @@ import edgetune  # noqa: F401
 from edgetune.commands.profile import run_profile, thread_counts
 from edgetune.device.cpu import summary_line
 from edgetune.planning.design_space import build_space
-from edgetune.search import get_strategy
+from edgetune.search import STRATEGIES as REGISTRY
+from edgetune.search import compared_strategies, comparison_budget, get_strategy
 from edgetune.user_model import load_model
 
-STRATEGIES = ("qlearning", "random", "anneal", "greedy", "optuna")
+STRATEGIES = compared_strategies()  # from the registry: every strategy but the exact reference
 BUDGETS = (10, 100, 1000)
-OPTUNA_MAX = 100  # TPE costs ~0.1 s per trial on 60+ categorical parameters
+
+
+def runs_of(name: str, seeds: int) -> list[tuple[int, int]]:
+    """(budget, seeds) to run `name` at, from its class facts: one budget for a strategy that always uses
+    the same evaluations, one seed for one that ignores the seed, no budget over its comparison cap
+    (optuna's TPE costs ~0.1 s per trial on 60+ categorical parameters)."""
+    cls = REGISTRY[name]
+    budgets = BUDGETS[:1] if cls.fixed_evaluations is not None else BUDGETS
+    return [(b, seeds if cls.seeded else 1) for b in budgets if comparison_budget(name, b) == b]
 
 
 def main(argv: list[str]) -> None:
@@ -51,13 +60,9 @@ def main(argv: list[str]) -> None:
                      "optimum_ms": opt, "seconds": exact_s, "log10_size": space.log10_size(),
                      "method": exact.meta.get("method"), "proven_optimal": exact.meta.get("proven_optimal")})
         for name in STRATEGIES:
-            for budget in BUDGETS:
-                if name == "greedy" and budget > 10:
-                    continue
-                if name == "optuna" and budget > OPTUNA_MAX:
-                    continue
+            for budget, seeds in runs_of(name, args.seeds):
                 ratios, secs = [], []
-                for seed in range(args.seeds if name not in ("greedy",) else 1):
+                for seed in range(seeds):
                     t0 = time.perf_counter()
                     res = get_strategy(name).search(space, budget, seed)
                     secs.append(time.perf_counter() - t0)

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
 
 from edgetune.errors import EdgetuneError
 from edgetune.search import (
+    META_KEYS,
     RESIDUAL_CONCAT,
     STRATEGIES,
     CostModel,
     DesignSpace,
     Objective,
     Option,
+    SearchResult,
+    Strategy,
     chain_dp,
+    compared_strategies,
+    comparison_budget,
     get_strategy,
     pareto_front,
+    strategy_help,
+    strategy_names,
     synthetic_space,
 )
+from edgetune.search._base import Evaluator
 
 
 def all_plans(space: DesignSpace) -> np.ndarray:
@@ -153,19 +162,99 @@ def test_qlearning_on_dag_and_schedule() -> None:
     assert (eps[:30] == 1.0).all() and eps[-1] == 0.1 and len(set(eps.tolist())) == 10
 
 
-@pytest.mark.parametrize("name", ["anneal", "optuna", "random", "qlearning"])
-def test_heuristics_valid_and_honest(name: str) -> None:
+def check_result(sp: DesignSpace, r: SearchResult, name: str, budget: int, seed: int, objective: str,
+                 max_memory: int | None) -> None:
+    """What every SearchResult promises: a valid plan, an honest count, cost, trace and meta."""
+    sp.check_choice(r.best_choice)
+    assert len(r.best_choice) == len(sp.nodes)
+    assert all(0 <= c < k for c, k in zip(r.best_choice, sp.n_options, strict=True))
+    fixed = STRATEGIES[name].fixed_evaluations
+    assert 1 <= r.evaluations <= budget and (fixed is None or r.evaluations == fixed)
+    latency, memory = sp.plan_cost(r.best_choice), sp.plan_memory(r.best_choice)
+    assert abs(r.best_cost - (latency if objective == "latency" else memory)) < 1e-12
+    scores = [s for _, s in r.trace]
+    assert scores == sorted(scores, reverse=True) and r.trace[-1][0] == r.evaluations
+    assert set(META_KEYS) <= set(r.meta)
+    assert (r.meta["strategy"], r.meta["objective"], r.meta["max_memory"], r.meta["seed"]) == (
+        name, objective, max_memory, seed)
+    assert abs(r.meta["latency_ms"] - latency) < 1e-12 and r.meta["memory_bytes"] == memory
+    assert r.meta["feasible"] == (max_memory is None or memory <= max_memory)
+
+
+def check_contract(name: str) -> None:
+    """The contract of a registered strategy, on synthetic spaces whose optimum is known by enumeration."""
+    cls = STRATEGIES[name]
+    assert cls.name == name and cls.summary and "\n" not in cls.summary
+    assert cls.comparison_budget_cap is None or cls.comparison_budget_cap >= 1
+    assert cls.fixed_evaluations is None or cls.fixed_evaluations >= 1
     sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=2)
-    opt = brute(sp)[1].min()
-    for budget in (1, 7, 40):
-        r = get_strategy(name).search(sp, budget, seed=1)
-        sp.check_choice(r.best_choice)
-        assert 1 <= r.evaluations <= budget
-        assert abs(sp.plan_cost(r.best_choice) - r.best_cost) < 1e-12 and r.best_cost >= opt - 1e-9
-        costs = [c for _, c in r.trace]
-        assert costs == sorted(costs, reverse=True) and r.trace[-1] == (r.evaluations, r.best_cost)
-    again = get_strategy(name).search(sp, 40, seed=1)
-    assert again.best_choice == r.best_choice  # seeded
+    _, lat, mem = brute(sp)
+    for objective, optimum in (("latency", lat.min()), ("memory", mem.min())):
+        for budget in (1, 7, 40):
+            r = get_strategy(name).search(sp, budget, seed=1, objective=objective)
+            check_result(sp, r, name, budget, 1, objective, None)
+            assert r.best_cost >= optimum - 1e-9  # nothing beats the optimum: the costs are honest
+        again = get_strategy(name).search(sp, 40, seed=1, objective=objective)
+        assert (again.best_choice, again.best_cost, again.evaluations, again.trace) == (
+            r.best_choice, r.best_cost, r.evaluations, r.trace)  # deterministic for a seed
+        if not cls.seeded:
+            other = get_strategy(name).search(sp, 40, seed=2, objective=objective)
+            assert (other.best_choice, other.evaluations) == (r.best_choice, r.evaluations)
+    sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=4)
+    _, lat, mem = brute(sp)
+    limit = int(np.percentile(mem, 40))
+    r = get_strategy(name).search(sp, 60, seed=0, max_memory=limit)
+    check_result(sp, r, name, 60, 0, "latency", limit)
+    if cls.fixed_evaluations is None:  # one that spends its budget finds a plan that fits (40 % of all do)
+        assert r.meta["feasible"]
+    if r.meta["feasible"]:
+        assert r.best_cost >= lat[mem <= limit].min() - 1e-9
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_strategy_contract(name: str) -> None:
+    check_contract(name)
+
+
+class FirstPlan(Strategy):
+    """A stand-in for a strategy added later: option 0 everywhere."""
+
+    name = "first-plan"
+    summary = "option 0 on every layer (test double)"
+    compared = False
+    comparison_budget_cap = 3
+    fixed_evaluations = 1
+    seeded = False
+
+    def _run(self, space: DesignSpace, evaluate: Evaluator, rng: np.random.Generator) -> dict[str, Any]:
+        evaluate([0] * len(space.nodes))
+        return {}
+
+
+def test_registry_derives_lists_from_class_facts(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = tuple(STRATEGIES)
+    assert strategy_names() == names
+    assert strategy_help("qlearning") == ", ".join(["qlearning (default)"] + [n for n in names if n != "qlearning"])
+    assert compared_strategies() == tuple(n for n in names if STRATEGIES[n].compared)
+    assert "exact" not in compared_strategies()  # the reference, run by tune anyway
+    for n in names:
+        cap = STRATEGIES[n].comparison_budget_cap
+        assert comparison_budget(n, 1000) == (1000 if cap is None else min(1000, cap))
+    with pytest.raises(EdgetuneError, match="valid: "):
+        strategy_help("bogus")
+    with pytest.raises(EdgetuneError, match="valid: "):
+        comparison_budget("bogus", 10)
+
+    monkeypatch.setitem(STRATEGIES, FirstPlan.name, FirstPlan)
+    assert strategy_names() == (*names, "first-plan")
+    assert strategy_help("qlearning").endswith(", optuna, first-plan")
+    assert strategy_help("first-plan").startswith("first-plan (default), exact, ")
+    assert "; first-plan: option 0 on every layer (test double)" in strategy_help("qlearning", summaries=True)
+    assert "first-plan" not in compared_strategies()
+    assert comparison_budget("first-plan", 1000) == 3 and comparison_budget("first-plan", 2) == 2
+    monkeypatch.setattr(FirstPlan, "compared", True)
+    assert compared_strategies() == (*[n for n in names if STRATEGIES[n].compared], "first-plan")
+    check_contract("first-plan")
 
 
 def test_memory_objective_and_limit_exact() -> None:
@@ -181,18 +270,6 @@ def test_memory_objective_and_limit_exact() -> None:
         assert abs(c.best_cost - lat[mem <= limit].min()) < 1e-9
         c2 = get_strategy("exact").search(sp, 1, objective=Objective("latency", limit))
         assert c2.best_cost == c.best_cost
-
-
-def test_heuristics_respect_memory_limit() -> None:
-    sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=4)
-    _, lat, mem = brute(sp)
-    limit = int(np.percentile(mem, 40))
-    for name in ("random", "anneal", "qlearning", "optuna"):
-        r = get_strategy(name).search(sp, 60, seed=0, max_memory=limit)
-        assert r.meta["feasible"] and sp.plan_memory(r.best_choice) <= limit
-        assert r.best_cost >= lat[mem <= limit].min() - 1e-9
-    m = get_strategy("random").search(sp, 200, seed=0, objective="memory")
-    assert m.best_cost == sp.plan_memory(m.best_choice) >= mem.min()
 
 
 def test_pareto_front() -> None:

@@ -24,6 +24,7 @@ class Anneal(Strategy):
     """
 
     name = "anneal"
+    summary = "simulated annealing from the greedy plan, one layer changed per step"
 
     def __init__(self, t_start: float = 0.05, t_end: float = 1e-4) -> None:
         self.t_start = t_start

@@ -13,6 +13,12 @@ Lifecycle (who calls what, when):
    hyper-parameters, solver status...) that lands in `SearchResult.meta`.
 4. The base class returns a `SearchResult` with the best plan seen, its objective value, the number of
    evaluations and the (evaluations, best so far) trace.
+
+Adding a strategy: subclass `Strategy`, set its class facts (`name`, `summary`, `compared`,
+`comparison_budget_cap`, `fixed_evaluations`, `seeded`) and add the class to the tuple in
+`_registry.py`, the one list of strategies. The `tune` help, the report's comparison runs and
+bench/search.py derive from it, and tests/test_search.py's contract test checks every registered
+strategy.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ from edgetune.errors import EdgetuneError
 from edgetune.search.objective import Objective, Scorer
 from edgetune.search.space import DesignSpace
 
+# The keys every SearchResult.meta has, whatever the strategy: callers (the tune loop, the report) read
+# them without knowing which strategy ran.
+META_KEYS = ("strategy", "objective", "max_memory", "seed", "feasible", "latency_ms", "memory_bytes")
+
 
 class BudgetExhausted(Exception):
     """Raised by the evaluator when a strategy asks for one evaluation more than its budget."""
@@ -40,7 +50,7 @@ class SearchResult:
     best_cost is the best plan's objective value (ms for latency, bytes for memory); `trace` holds
     (evaluations, best score so far) at every improvement and at the end, where a score equals the
     objective value for feasible plans (see `objective.Scorer` for the penalty of infeasible ones).
-    meta always has "strategy", "objective", "max_memory", "feasible", "latency_ms", "memory_bytes".
+    meta always has the keys of `META_KEYS` (set by `Strategy.search`, whatever the strategy).
     """
 
     best_choice: list[int]
@@ -80,9 +90,27 @@ class Evaluator:
 
 
 class Strategy(ABC):
-    """Picks one option per node; subclasses implement `_run` (see the module docstring)."""
+    """Picks one option per node; subclasses implement `_run` (see the module docstring).
 
+    The class facts below are read by the registry (`_registry.py`) so that the lists built from the
+    strategies (help text, the comparison runs of the report) need no editing when one is added.
+    """
+
+    # The name users pass to `get_strategy` and `--strategy`.
     name: ClassVar[str] = "strategy"
+    # One line for the help text: what it does, in a few words.
+    summary: ClassVar[str] = ""
+    # Run by `tune` beside the chosen strategy for the report's convergence figure. False for the exact
+    # optimum, which `tune` always runs as the reference.
+    compared: ClassVar[bool] = True
+    # At most this many evaluations in those comparison runs, for a strategy too slow per evaluation
+    # to spend the full budget there (None: the budget as given).
+    comparison_budget_cap: ClassVar[int | None] = None
+    # The number of evaluations it always uses whatever the budget (None: it spends up to the budget),
+    # so a benchmark need not run it at several budgets.
+    fixed_evaluations: ClassVar[int | None] = None
+    # False when the result does not depend on the seed, so a benchmark need not repeat it over seeds.
+    seeded: ClassVar[bool] = True
 
     def search(
         self,

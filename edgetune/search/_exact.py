@@ -47,6 +47,10 @@ class Exact(Strategy):
     """
 
     name = "exact"
+    summary = "the proven optimum (chain DP, variable elimination or MILP), 1 evaluation"
+    compared = False
+    fixed_evaluations = 1
+    seeded = False
 
     def __init__(
         self, method: str = "auto", prune: bool = True, time_limit: float = 60.0, max_entries: int = 4_000_000

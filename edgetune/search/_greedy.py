@@ -18,6 +18,9 @@ class Greedy(Strategy):
     """Fastest option per node (smallest for the memory objective); one evaluation."""
 
     name = "greedy"
+    summary = "each layer's best option alone, ignoring conversions, 1 evaluation"
+    fixed_evaluations = 1
+    seeded = False
 
     def _run(self, space: DesignSpace, evaluate: Evaluator, rng: np.random.Generator) -> dict[str, Any]:
         evaluate(evaluate.scorer.greedy_choice())

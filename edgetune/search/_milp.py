@@ -105,22 +105,79 @@ class MilpSolution:
         }
 
 
+@dataclass
+class _EdgeBlock:
+    """The y variables of one non-separable edge i -> j: a (row classes x column classes) grid from
+    column `offset`; `row_of[a]` / `col_of[b]` give the class of i's option a / j's option b."""
+
+    i: int
+    j: int
+    offset: int
+    row_of: np.ndarray
+    col_of: np.ndarray
+
+
+class _Rows:
+    """Constraint rows as COO triplets, appended block by block; `count` is the next free row, so each
+    block numbers its rows without the caller tracking an offset."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray], n_rows: int) -> None:
+        """Append triplets whose row indices are already absolute, then claim `n_rows` rows."""
+        self.rows += rows
+        self.cols += cols
+        self.vals += vals
+        self.count += n_rows
+
+    def matrix(self, nvar: int) -> Any:
+        """The rows so far as a CSR matrix with `nvar` columns."""
+        data = (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols)))
+        return coo_array(data, shape=(self.count, nvar)).tocsr()
+
+
 class MilpModel:
     """The program for one space (and pruned option sets), solvable for several objectives/limits."""
 
     def __init__(self, space: DesignSpace, keep: list[np.ndarray], memory: bool) -> None:
-        model = space.cost_model
         self.space = space
         self.keep = keep
-        n = len(space.nodes)
-        sizes = [len(k) for k in keep]
-        self.x_off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        nx = int(self.x_off[-1])
-        lat = [model.node_table[i][keep[i]].copy() for i in range(n)]
+        self.memory = memory
+        self.sizes = [len(k) for k in keep]
+        self.x_off = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        self.nx = nx = int(self.x_off[-1])
+        lat, blocks, y_cost, ny = self._edge_variables()
+        self.nvar = ny + (1 if memory else 0)
+        self.c_lat = self._latency_objective(lat, y_cost, ny)
+        rows = _Rows()
+        self._one_option_rows(rows)
+        self._marginal_rows(rows, blocks)
+        n_eq = rows.count
+        lb_w = 0.0
+        if memory:
+            self.c_mem = self._memory_objective(w_col=ny)
+            lb_w = self._workspace_rows(rows, w_col=ny)
+        self.base = self._base_constraint(rows, n_eq)
+        self.integrality = np.zeros(self.nvar)
+        self.integrality[:nx] = 1
+        self.bounds = self._bounds(lb_w)
+        self.n_constraints = rows.count
+
+    def _edge_variables(self) -> tuple[list[np.ndarray], list[_EdgeBlock], list[np.ndarray], int]:
+        """Per node the latency of its kept options, with separable edges folded in (they need no y), and
+        the y blocks of the other edges, identical rows/columns merged into classes to shrink the program.
+
+        Returns (node latencies, edge blocks, each block's costs flattened, first column after the y)."""
+        model, keep = self.space.cost_model, self.keep
+        lat = [model.node_table[i][keep[i]].copy() for i in range(len(self.space.nodes))]
+        blocks: list[_EdgeBlock] = []
         y_cost: list[np.ndarray] = []
-        y_edges: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []  # (i, j, offset, row/col class)
-        ny = nx
-        for e, (i, j) in enumerate(space.edges):
+        ny = self.nx
+        for e, (i, j) in enumerate(self.space.edges):
             m = model.edge_table[e][np.ix_(keep[i], keep[j])]
             sep = m[:, :1] + m[:1, :] - m[0, 0]
             if np.abs(m - sep).max() <= 1e-12 * max(1.0, np.abs(m).max()):
@@ -129,65 +186,91 @@ class MilpModel:
                 continue
             rows_u, row_of = np.unique(m, axis=0, return_inverse=True)
             cols_u, col_of = np.unique(rows_u, axis=1, return_inverse=True)
-            y_edges.append((i, j, ny, row_of.ravel(), col_of.ravel()))
+            blocks.append(_EdgeBlock(i, j, ny, row_of.ravel(), col_of.ravel()))
             y_cost.append(cols_u.ravel())
             ny += cols_u.size
-        self.memory = memory
-        nvar = ny + (1 if memory else 0)
-        self.nvar, self.nx = nvar, nx
-        self.c_lat = np.zeros(nvar)
-        self.c_lat[:nx] = np.concatenate(lat)
+        return lat, blocks, y_cost, ny
+
+    def _latency_objective(self, lat: list[np.ndarray], y_cost: list[np.ndarray], ny: int) -> np.ndarray:
+        """Latency coefficients (ms): node costs on x, conversion costs on y, 0 on w."""
+        c_lat = np.zeros(self.nvar)
+        c_lat[: self.nx] = np.concatenate(lat)
         if y_cost:
-            self.c_lat[nx:ny] = np.concatenate(y_cost)
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
-        vals: list[np.ndarray] = []
-        r = 0
-        for i in range(n):  # one option per node
-            rows.append(np.full(sizes[i], r))
-            cols.append(np.arange(self.x_off[i], self.x_off[i + 1]))
-            vals.append(np.ones(sizes[i]))
-            r += 1
-        for i, j, off, row_of, col_of in y_edges:  # marginals, per row class and per column class
-            ki, kj = int(row_of.max()) + 1, int(col_of.max()) + 1
-            grid = off + np.arange(ki * kj).reshape(ki, kj)
-            rows += [np.repeat(r + np.arange(ki), kj), r + row_of]
-            cols += [grid.ravel(), self.x_off[i] + np.arange(sizes[i])]
-            vals += [np.ones(ki * kj), -np.ones(sizes[i])]
-            r += ki
-            rows += [np.tile(r + np.arange(kj), ki), r + col_of]
-            cols += [grid.ravel(), self.x_off[j] + np.arange(sizes[j])]
-            vals += [np.ones(ki * kj), -np.ones(sizes[j])]
-            r += kj
-        n_eq = r
+            c_lat[self.nx : ny] = np.concatenate(y_cost)
+        return c_lat
+
+    def _one_option_rows(self, rows: _Rows) -> None:
+        """sum_a x[i,a] = 1 per node: every node runs exactly one option."""
+        for i, size in enumerate(self.sizes):
+            r = rows.count
+            rows.add([np.full(size, r)], [np.arange(self.x_off[i], self.x_off[i + 1])], [np.ones(size)], 1)
+
+    def _marginal_rows(self, rows: _Rows, blocks: list[_EdgeBlock]) -> None:
+        """Per edge block, sum_b y = x[i,a] per row class and sum_a y = x[j,b] per column class: with x
+        binary these force y to the product of the two choices (see the module docstring)."""
+        for b in blocks:
+            ki, kj = int(b.row_of.max()) + 1, int(b.col_of.max()) + 1
+            grid = b.offset + np.arange(ki * kj).reshape(ki, kj)
+            r = rows.count
+            rows.add(
+                [np.repeat(r + np.arange(ki), kj), r + b.row_of],
+                [grid.ravel(), self.x_off[b.i] + np.arange(self.sizes[b.i])],
+                [np.ones(ki * kj), -np.ones(self.sizes[b.i])],
+                ki,
+            )
+            r = rows.count
+            rows.add(
+                [np.tile(r + np.arange(kj), ki), r + b.col_of],
+                [grid.ravel(), self.x_off[b.j] + np.arange(self.sizes[b.j])],
+                [np.ones(ki * kj), -np.ones(self.sizes[b.j])],
+                kj,
+            )
+
+    def _memory_objective(self, w_col: int) -> np.ndarray:
+        """Memory coefficients (KiB, to keep them well scaled): weight bytes on x plus the workspace w."""
+        weights = self.space.weight_table()
+        c_mem = np.zeros(self.nvar)
+        c_mem[: self.nx] = np.concatenate([weights[i][k] for i, k in enumerate(self.keep)]) / KIB
+        c_mem[w_col] = 1.0
+        return c_mem
+
+    def _workspace_rows(self, rows: _Rows, w_col: int) -> float:
+        """sum_a ws[i,a] x[i,a] <= w per node (KiB), so w is at least the largest chosen workspace.
+
+        A node whose kept options share one workspace size needs no row: it only raises w's lower bound,
+        which is returned."""
+        n = len(self.space.nodes)
+        ws = self.space.workspace_table()
         lb_w = 0.0
-        if memory:
-            w_col = ny
-            weights, ws = space.weight_table(), space.workspace_table()
-            self.c_mem = np.zeros(nvar)
-            self.c_mem[:nx] = np.concatenate([weights[i][keep[i]] for i in range(n)]) / KIB
-            self.c_mem[w_col] = 1.0
-            for i in range(n):
-                wsi = ws[i][keep[i]] / KIB
-                if wsi.min() == wsi.max():
-                    lb_w = max(lb_w, float(wsi[0]))
-                    continue
-                rows += [np.full(sizes[i], r), np.array([r])]
-                cols += [np.arange(self.x_off[i], self.x_off[i + 1]), np.array([w_col])]
-                vals += [wsi, np.array([-1.0])]
-                r += 1
-        a = coo_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, nvar)).tocsr()
-        lo = np.concatenate([np.r_[np.ones(n), np.zeros(n_eq - n)], np.full(r - n_eq, -np.inf)])
-        hi = np.concatenate([np.r_[np.ones(n), np.zeros(n_eq - n)], np.zeros(r - n_eq)])
-        self.base = LinearConstraint(a, lo, hi)
-        self.integrality = np.zeros(nvar)
-        self.integrality[:nx] = 1
-        ub = np.ones(nvar)
-        lb = np.zeros(nvar)
-        if memory:
+        for i in range(n):
+            wsi = ws[i][self.keep[i]] / KIB
+            if wsi.min() == wsi.max():
+                lb_w = max(lb_w, float(wsi[0]))
+                continue
+            r = rows.count
+            rows.add(
+                [np.full(self.sizes[i], r), np.array([r])],
+                [np.arange(self.x_off[i], self.x_off[i + 1]), np.array([w_col])],
+                [wsi, np.array([-1.0])],
+                1,
+            )
+        return lb_w
+
+    def _base_constraint(self, rows: _Rows, n_eq: int) -> LinearConstraint:
+        """All rows as one constraint: the first n_eq are equalities (= 1 for the one-option rows, one
+        per node, = 0 for the marginals), the workspace rows after them are <= 0."""
+        n = len(self.space.nodes)
+        lo = np.concatenate([np.r_[np.ones(n), np.zeros(n_eq - n)], np.full(rows.count - n_eq, -np.inf)])
+        hi = np.concatenate([np.r_[np.ones(n), np.zeros(n_eq - n)], np.zeros(rows.count - n_eq)])
+        return LinearConstraint(rows.matrix(self.nvar), lo, hi)
+
+    def _bounds(self, lb_w: float) -> Bounds:
+        """x and y in [0, 1]; w (the last variable, when memory matters) in [lb_w, inf)."""
+        ub = np.ones(self.nvar)
+        lb = np.zeros(self.nvar)
+        if self.memory:
             ub[-1], lb[-1] = np.inf, lb_w
-        self.bounds = Bounds(lb, ub)
-        self.n_constraints = r
+        return Bounds(lb, ub)
 
     def solve(
         self,

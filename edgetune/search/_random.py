@@ -14,6 +14,7 @@ class RandomSearch(Strategy):
     """Draws `budget` plans uniformly (each node's option independently) and keeps the best."""
 
     name = "random"
+    summary = "uniform random plans, the best of the budget"
 
     def _run(self, space: DesignSpace, evaluate: Evaluator, rng: np.random.Generator) -> dict[str, Any]:
         counts = np.array(space.n_options)
