@@ -29,7 +29,7 @@ from rich.console import Console
 import edgetune  # noqa: F401 - thread-pool environment before numpy/torch load
 from edgetune.device.cpu import describe, summary_line
 from edgetune.graph.reference import default_feeds
-from edgetune.kernels.ort_segments import fusable_primitive
+from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.compare import COMPARE_BLOCK, COMPARE_SETTLE_S
 from edgetune.measure.overhead import executor_overhead
 from edgetune.measure.timing import time_alternating, time_callable

@@ -25,7 +25,6 @@ import numpy as np
 
 from edgetune.device.cpu import summary_line
 from edgetune.graph.ir import Graph, Node, Value
-from edgetune.kernels import ort_prims, torch_conv  # noqa: F401 - register primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
 from edgetune.kernels.threads import set_threads

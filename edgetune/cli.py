@@ -15,6 +15,10 @@ import os
 import sys
 from typing import Any
 
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+
 import edgetune  # noqa: F401 - sets thread-pool environment before numpy/torch load
 from edgetune.device.cpu import describe, summary_line
 from edgetune.errors import EdgetuneError
@@ -54,7 +58,6 @@ def _module(name: str) -> Any:
 
 
 def _jsonable(obj: Any) -> Any:
-    import numpy as np
 
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -73,7 +76,6 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.console import Console
 
     err = Console(stderr=True, highlight=False)
     try:
@@ -95,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[dim]measured on: {summary_line(result['device'])}[/dim]", soft_wrap=True)
         return 0
     except EdgetuneError as e:
-        from rich.markup import escape
 
         err.print(f"[red]edgetune: error:[/red] {escape(_one_line(e))}", markup=True, soft_wrap=True)
         return e.exit_code

@@ -12,7 +12,9 @@ import numpy as np
 import onnx
 
 from edgetune.errors import EdgetuneError
+from edgetune.graph import load_graph, load_onnx
 from edgetune.graph.ir import Graph
+from edgetune.kernels.backends import check_runnable
 
 DEFAULT_MODEL = "mobilenet_v2"
 
@@ -29,7 +31,7 @@ class ModelSource:
     def torch_module(self) -> Any | None:
         if self.zoo_name is None:
             return None
-        from edgetune import zoo
+        from edgetune import zoo  # loads torch on demand: `edgetune --help` and .onnx models do without
 
         return zoo.torch_module(self.zoo_name)
 
@@ -84,7 +86,6 @@ def load_inputs(path: str, graph: Graph) -> dict[str, np.ndarray]:
 
 def _prepare(graph: Graph, source: str, inputs: str | None) -> Graph:
     """Refuse nodes no backend runs; attach the example inputs."""
-    from edgetune.kernels.backends import check_runnable
 
     check_runnable(graph, source)
     if inputs:
@@ -96,8 +97,6 @@ def open_model(spec: str, *, batch: int = 1, input_shapes: dict[str, tuple[int, 
                inputs: str | None = None) -> ModelSource:
     """Load the model named by `spec` (file path or zoo name) and optimise its graph, for the concrete
     `input_shapes` where the model has symbolic dims and with the example `inputs` (.npz) if given."""
-    from edgetune.graph import load_graph, load_onnx
-
     path = Path(spec)
     if path.suffix.lower() == ".onnx" or path.exists() or "/" in spec:
         proto = load_onnx(path)

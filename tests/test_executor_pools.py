@@ -9,7 +9,7 @@ from edgetune import zoo
 from edgetune.errors import EdgetuneError
 from edgetune.graph import load_graph
 from edgetune.graph.reference import default_feeds
-from edgetune.kernels.ort_segments import fusable_primitive
+from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.overhead import executor_overhead
 from edgetune.planning.loop import WHOLE_GRAPH_ORT, Candidate, peer_verdict
 from edgetune.runtime.executor import Executor, Step, compile_program

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from edgetune.graph.ir import Activation, Graph, Node, Value
-from edgetune.kernels import converters, numba_conv, numpy_conv, numpy_ops  # noqa: F401 - registers
 from edgetune.kernels.base import FP32, FP32_BLOCKED, FP32_NHWC, Format, PrepareContext
 from edgetune.kernels.registry import converter, get
 from tests.conv_cases import conv_case, ref_conv

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from edgetune.graph.ir import Activation, Graph, Node, Value
-from edgetune.kernels import ort_prims  # noqa: F401 - registers the primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
 from tests.conv_cases import LAYER_CASES as CASES

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from edgetune.graph.ir import Activation, Graph, Node, Value
-from edgetune.kernels import torch_conv, torch_int8  # noqa: F401 - registers the primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get, unavailable
 from tests.conv_cases import LAYER_CASES as CASES

@@ -14,7 +14,6 @@ from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.graph.reference import run_graph, run_node
 from edgetune.graph.shapes import infer_shapes
-from edgetune.kernels import reference_prims  # noqa: F401 - registers the ref.* primitives
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.registry import get
 from tests.isa import requires_torch

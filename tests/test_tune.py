@@ -8,7 +8,7 @@ import pytest
 from edgetune.cli import main
 from edgetune.kernels import registry
 from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext
-from edgetune.kernels.reference_prims import ReferencePrimitive
+from edgetune.kernels.libraries.reference.prims import ReferencePrimitive
 from edgetune.runtime.plan import Plan
 
 WRONG = "conv.wrong5pct.test"

@@ -10,7 +10,7 @@ import torch
 
 from edgetune.kernels import verify as verify_mod
 from edgetune.kernels.base import FP32_BLOCKED, Format, FunctionKernel, Kernel, PrepareContext
-from edgetune.kernels.numpy_conv import Im2colConv
+from edgetune.kernels.libraries.numpy.conv import Im2colConv
 from edgetune.kernels.verify import VerifyResult, verify, verify_node
 from tests.conv_cases import conv_case, ref_act, ref_conv
 from tests.test_kernels_numpy import CASES

@@ -8,7 +8,9 @@ from typing import Any
 
 from rich.table import Table
 
+from edgetune.commands import checks
 from edgetune.measure.compare import compare
+from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import batch_of, resolve_plan
 from edgetune.user_model import add_model_arguments, open_model_args
 
@@ -24,8 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
-    from edgetune.commands import checks
-    from edgetune.runtime.executor import Executor
 
     threads = checks.threads(args.threads, console=args.console)
     checks.positive(args.time_cap, "--time-cap")

@@ -7,6 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
+from edgetune.graph.stats import layer_table
+from edgetune.runtime.plan import batch_of
 from edgetune.user_model import add_model_arguments, load_model_args
 
 
@@ -16,7 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
-    from edgetune.graph.stats import layer_table
 
     graph = load_model_args(args)
     rows = layer_table(graph)
@@ -26,7 +27,6 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
         "params": sum(int(r.get("params", 0)) for r in rows),
         "activation_bytes": sum(int(r.get("activation_bytes", 0)) for r in rows),
     }
-    from edgetune.runtime.plan import batch_of
 
     return {"model": graph.name, "batch": batch_of(graph), "inputs": {i: list(graph.shape(i)) for i in graph.inputs},
             "layers": rows, "totals": totals}

@@ -7,7 +7,11 @@ from typing import Any
 
 from rich.table import Table
 
+from edgetune.commands import checks
+from edgetune.graph.reference import reference_samples
 from edgetune.kernels import registry
+from edgetune.kernels.verify import verify
+from edgetune.report.progress import progress_bar
 from edgetune.user_model import add_model_arguments, load_model_args
 
 
@@ -29,14 +33,10 @@ def _registry() -> dict[str, Any]:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
-    from edgetune.commands import checks
 
     checks.threads(args.threads, console=args.console)
     if not args.model:
         return _registry()
-    from edgetune.graph.reference import reference_samples
-    from edgetune.kernels.verify import verify
-    from edgetune.report.progress import progress_bar
 
     graph = load_model_args(args)
     samples = None if args.no_verify else reference_samples(graph)

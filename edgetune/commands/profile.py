@@ -8,7 +8,12 @@ from typing import Any
 
 from rich.table import Table
 
+from edgetune.commands import checks
 from edgetune.device.cpu import usable_cores
+from edgetune.errors import EdgetuneError
+from edgetune.measure.db import ProfileDB
+from edgetune.measure.profiler import DEFAULT_KERNEL_TIMEOUT_S, DEFAULT_TIME_CAP_S, Profiler
+from edgetune.report.progress import progress_bar
 from edgetune.user_model import add_model_arguments, load_model_args
 
 
@@ -31,8 +36,6 @@ def add_db_arguments(p: argparse.ArgumentParser) -> None:
 
 def thread_counts(spec: str | None, console: Any = None) -> list[int]:
     """The thread counts of --threads, each in 1.. (a warning above the usable cores)."""
-    from edgetune.commands import checks
-    from edgetune.errors import EdgetuneError
 
     if not spec:
         return sorted({1, usable_cores()})
@@ -48,7 +51,6 @@ def thread_counts(spec: str | None, console: Any = None) -> list[int]:
 
 def check_db_arguments(args: argparse.Namespace) -> None:
     """Validate the measuring flags before anything is opened or measured."""
-    from edgetune.commands import checks
 
     checks.positive(args.time_cap, "--time-cap")
     checks.positive(args.kernel_timeout, "--kernel-timeout")
@@ -58,9 +60,6 @@ def check_db_arguments(args: argparse.Namespace) -> None:
 def run_profile(graph: Any, args: argparse.Namespace) -> tuple[Any, Any]:
     """Open the DB and profile `graph` with a progress bar; returns (db, summary). The flags must have
     passed `check_db_arguments` first."""
-    from edgetune.measure.db import ProfileDB
-    from edgetune.measure.profiler import DEFAULT_KERNEL_TIMEOUT_S, DEFAULT_TIME_CAP_S, Profiler
-    from edgetune.report.progress import progress_bar
 
     db = ProfileDB(args.db)
     time_cap = DEFAULT_TIME_CAP_S if args.time_cap is None else args.time_cap

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from edgetune.commands import checks
 from edgetune.errors import EdgetuneError
+from edgetune.graph.reference import default_feeds
+from edgetune.measure.overhead import executor_overhead
+from edgetune.measure.process_peak import inprocess_peak_growth
+from edgetune.measure.timing import time_callable
+from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import batch_of, resolve_plan
 from edgetune.user_model import add_model_arguments, load_model_args
 
@@ -27,7 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
-    from edgetune.graph.reference import default_feeds
 
     if path is None:
         return default_feeds(graph)
@@ -59,11 +64,6 @@ def load_input(path: str | None, graph: Any) -> dict[str, np.ndarray]:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
-    from edgetune.commands import checks
-    from edgetune.measure.overhead import executor_overhead
-    from edgetune.measure.process_peak import inprocess_peak_growth
-    from edgetune.measure.timing import time_callable
-    from edgetune.runtime.executor import Executor
 
     threads = checks.threads(args.threads, console=args.console) if args.threads is not None else None
     checks.positive(args.time_cap, "--time-cap")

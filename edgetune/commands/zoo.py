@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
-    from edgetune import zoo
+    from edgetune import zoo  # loads torch on demand: building the CLI's parser must stay fast
 
     if args.action == "list":
         return {"models": [

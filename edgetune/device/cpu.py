@@ -17,6 +17,7 @@ import os
 import platform
 from typing import Any
 
+from edgetune import __version__
 from edgetune.device import arm
 
 KERNEL_FLAGS = (
@@ -117,7 +118,7 @@ def _blas() -> dict[str, str]:
     depend on whether torch was imported first)."""
     try:
         import numpy  # noqa: F401 - loads the BLAS so threadpoolctl can see it
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # on demand: inspecting the BLAS libraries loads them
     except ImportError:
         return {}
     for info in threadpool_info():
@@ -137,7 +138,6 @@ def library_versions() -> dict[str, str]:
 
 @functools.cache
 def _library_versions() -> dict[str, str]:
-    from edgetune import __version__
 
     out: dict[str, str] = {"edgetune": __version__, "measurement_protocol": MEASUREMENT_PROTOCOL}
     for dist in VERSIONED_DISTRIBUTIONS:

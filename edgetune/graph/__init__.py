@@ -10,6 +10,7 @@ from pathlib import Path
 
 from onnx import ModelProto
 
+from edgetune.graph import passes
 from edgetune.graph.constant_ops import eval_constant_node
 from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.graph.onnx_export import to_onnx
@@ -38,7 +39,6 @@ def load_graph(source: str | Path | ModelProto, *, name: str | None = None, batc
     (a symbolic batch dim becomes `batch`, `input_shapes` gives whole input shapes), and unless
     `optimize=False` fold BN, fuse activations and drop identities. `origin` names a proto's file in
     error messages."""
-    from edgetune.graph import passes
 
     if isinstance(source, ModelProto):
         name = name or source.graph.name or "model"

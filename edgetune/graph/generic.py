@@ -96,6 +96,7 @@ def stand_in(shape: Sequence[int], dtype: str, rng: np.random.Generator) -> np.n
 
 def _run_once(model: onnx.ModelProto, node: Node, graph: Graph) -> list[np.ndarray]:
     """The node's outputs on stand-in inputs, through onnx.reference, else ONNX Runtime."""
+    # loaded on demand: only a generic node whose shapes inference leaves open needs a run
     import onnxruntime as ort
     from onnx.reference import ReferenceEvaluator
 

@@ -7,7 +7,6 @@ not. Values are named by strings; constant tensors (weights) live in `Graph.init
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,10 +165,6 @@ class Graph:
         self.initializers = {k: v for k, v in self.initializers.items() if k in used}
         live = used | {o for n in self.nodes for o in n.outputs} | set(self.inputs)
         self.values = {k: v for k, v in self.values.items() if k in live}
-
-    def compute_nodes(self, ops: Iterable[str] | None = None) -> list[Node]:
-        wanted = set(ops) if ops is not None else None
-        return [n for n in self.nodes if wanted is None or n.op in wanted]
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.nodes)} nodes, inputs={self.inputs}, outputs={self.outputs})"

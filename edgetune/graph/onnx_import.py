@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import psutil
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, ModelProto, helper, numpy_helper, version_converter
 
@@ -22,6 +23,7 @@ from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph.constant_ops import CONSTANT_OPS, eval_constant_node, np_dtype
 from edgetune.graph.fold import fold_and_infer
 from edgetune.graph.ir import Graph, Node, Value
+from edgetune.graph.passes import remove_identities
 from edgetune.graph.shapes import SHAPE_FNS
 
 MIN_OPSET = 7
@@ -305,8 +307,6 @@ def _placeable(graph: Graph) -> set[str]:
 
 def _check_memory(graph: Graph, source: str) -> None:
     """A declared shape too large for this machine's memory fails here, not as a MemoryError in a kernel."""
-    import psutil
-
     total = psutil.virtual_memory().total
     for name, v in graph.values.items():
         if v.shape is None:
@@ -322,7 +322,6 @@ def import_model(model: ModelProto, name: str, batch: int = 1, source: str | Non
     """ONNX model -> IR with constants folded, static shapes on every value, resolved attributes and
     Identity/Dropout removed. `batch` replaces a symbolic first input dim, `input_shapes` gives whole
     concrete input shapes; `source` names the model in error messages (default: `name`)."""
-    from edgetune.graph.passes import remove_identities
 
     if batch < 1:
         raise EdgetuneError(f"batch must be >= 1, got {batch}")

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgetune.errors import EdgetuneError, UnsupportedModelError
 from edgetune.graph.ir import Activation, Graph, Node
+from edgetune.graph.onnx_reference import run_onnx_reference
 from edgetune.graph.shapes import window_out_dim
 
 Arr = np.ndarray
@@ -547,7 +548,6 @@ def run_node(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
             try:
                 out = fn(node, inputs)
             except _NoKernel:
-                from edgetune.graph.onnx_reference import run_onnx_reference
 
                 out = run_onnx_reference(node, inputs)
             outs = out if isinstance(out, list) else [out]
@@ -556,7 +556,6 @@ def run_node(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
                                             f"{[o for o in node.outputs[1:] if o]} are not supported")
         else:
             from edgetune.graph.constant_ops import eval_constant_node  # lazy: graph must not need runtime
-            from edgetune.graph.onnx_reference import run_onnx_reference
 
             fallback = eval_constant_node(node, inputs)
             outs = list(fallback) if fallback is not None else run_onnx_reference(node, inputs)

@@ -16,7 +16,7 @@ from edgetune.graph.reference import REFERENCE_OPS
 
 def _ort_runs(node: Node, graph: Graph) -> str | None:
     """None when ONNX Runtime builds a session for the node alone, else its first error line."""
-    from edgetune.kernels.ort_prims import node_model, session
+    from edgetune.kernels.libraries.onnxruntime.prims import node_model, session  # loads onnxruntime on demand
 
     try:
         session(node_model(graph, node, node.activation), threads=1, optimization="basic")

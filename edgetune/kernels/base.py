@@ -69,7 +69,7 @@ class PrepareContext:
     graph: Graph
     threads: int = 1
     samples: dict[str, np.ndarray] = field(default_factory=dict)
-    ort_spin: str = "stop"  # how ONNX Runtime sessions' workers wait (kernels.threads.ort_session_options)
+    ort_spin: str = "stop"  # how ONNX Runtime sessions' workers wait (libraries/onnxruntime/session.py)
 
 
 class Kernel(ABC):
@@ -101,6 +101,9 @@ class Primitive(ABC):
     name: unique, "<op family>.<algorithm>.<library>[.<variant>]", e.g. "conv.im2col.numpy".
     precision: "fp32", "fp16w" (fp16 weight storage, fp32 compute) or "int8".
     tolerance: the largest relative error (max |out - ref| / max |ref|) accepted by verification.
+    fuses: consecutive nodes on fusable primitives of one library run as one segment kernel.
+    measure_last: the profiler times it after the node's other candidates, so that the node's best time
+    is known and a hopeless kernel stops early.
     """
 
     name: str = ""
@@ -109,6 +112,8 @@ class Primitive(ABC):
     precision: str = "fp32"
     tolerance: float = 1e-4
     layout: str = "NCHW"  # fp32 layout of every dynamic input and of the output, unless overridden
+    fuses: bool = False  # may join a segment of its library (`Library.segment`, kernels/segments.py)
+    measure_last: bool = False  # rarely the best: the profiler times it after the others (early stop)
 
     def available(self) -> str | None:
         """None when the library can be used on this machine, else why not."""

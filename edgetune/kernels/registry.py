@@ -1,33 +1,28 @@
-"""The one registry of primitives and converters.
+"""The one registry of libraries, primitives and converters.
 
-Library modules (`kernels/numpy_*.py`, `kernels/torch_*.py`, `kernels/ort_*.py`, `kernels/numba_*.py`)
-call `register(...)` at import; `load_all()` imports them, and a library that is not installed (or a
-primitive whose `available()` gives a reason) simply contributes nothing usable.
+Every package under `edgetune/kernels/libraries/` describes one library (`LIBRARY`, see
+`kernels/library.py`); `load_all()` discovers those packages, skips a library whose required packages
+are not installed (it is listed by `unavailable()` with the reason), imports the modules it names and
+registers their `PRIMITIVES` and `CONVERTERS`. A module that fails to import although its library is
+installed is an error naming the module: a broken kernel is never silently dropped.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 
+from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
+from edgetune.kernels import libraries as libraries_package
 from edgetune.kernels.base import FP32, Converter, Format, Primitive
+from edgetune.kernels.library import Library, ThreadPool
 
 _PRIMITIVES: dict[str, Primitive] = {}
 _CONVERTERS: dict[tuple[str, str], Converter] = {}
 _UNAVAILABLE: dict[str, str] = {}
-
-# Modules that register primitives; each may fail to import when its library is missing.
-PROVIDER_MODULES = (
-    "edgetune.kernels.reference_prims",
-    "edgetune.kernels.numpy_conv",
-    "edgetune.kernels.numpy_ops",
-    "edgetune.kernels.numba_conv",
-    "edgetune.kernels.torch_conv",
-    "edgetune.kernels.torch_int8",
-    "edgetune.kernels.torch_ops",
-    "edgetune.kernels.ort_prims",
-    "edgetune.kernels.converters",
-)
+_LIBRARIES: dict[str, Library] = {}
 _loaded = False
 
 
@@ -53,17 +48,65 @@ def unregister(name: str) -> None:
 
 
 def load_all() -> None:
+    """Discover every library package once; register the primitives of those that are installed."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for mod in PROVIDER_MODULES:
+    found = [importlib.import_module(f"{libraries_package.__name__}.{info.name}")
+             for info in pkgutil.iter_modules(libraries_package.__path__)]
+    for package in sorted(found, key=lambda m: (m.LIBRARY.rank, m.LIBRARY.name)):
+        _load_library(package.__name__, package.LIBRARY)
+
+
+def _load_library(package: str, lib: Library) -> None:
+    _LIBRARIES[lib.name] = lib
+    missing = [r for r in lib.requires if importlib.util.find_spec(r) is None]
+    if missing:
+        _UNAVAILABLE[lib.name] = f"library not installed: {', '.join(missing)}"
+        return
+    for name in lib.modules:
         try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("edgetune"):
-                continue  # provider module not written yet
-            _UNAVAILABLE[mod] = f"library not installed: {e.name}"
+            module = importlib.import_module(f"{package}.{name}")
+        except Exception as e:  # noqa: BLE001 - any failure of an installed library's module is reported
+            raise EdgetuneError(f"kernel module {package}.{name} ({lib.name}) failed to import: "
+                                f"{type(e).__name__}: {e}") from None
+        for obj in (*getattr(module, "PRIMITIVES", ()), *getattr(module, "CONVERTERS", ())):
+            register(obj)
+
+
+def libraries() -> list[Library]:
+    """Every discovered library, installed or not (see `unavailable()`)."""
+    load_all()
+    return list(_LIBRARIES.values())
+
+
+def library(name: str) -> Library:
+    load_all()
+    try:
+        return _LIBRARIES[name]
+    except KeyError:
+        raise KeyError(f"unknown library {name!r}") from None
+
+
+def installed_libraries() -> list[Library]:
+    load_all()
+    return [lib for lib in _LIBRARIES.values() if lib.name not in _UNAVAILABLE]
+
+
+def pools() -> list[ThreadPool]:
+    """The thread pools of the installed libraries, each once."""
+    out: dict[str, ThreadPool] = {}
+    for lib in installed_libraries():
+        out.setdefault(lib.pool.name, lib.pool)
+    return list(out.values())
+
+
+def pool_of(library_name: str) -> ThreadPool:
+    """The pool a library runs on; a library edgetune does not know (tests) has a pool of its own."""
+    load_all()
+    lib = _LIBRARIES.get(library_name)
+    return lib.pool if lib is not None else ThreadPool(library_name)
 
 
 def primitives() -> list[Primitive]:

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 
 from edgetune.graph.ir import Graph, Node
+from edgetune.graph.reference import run_node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext, Primitive
+from edgetune.kernels.threads import set_threads
 
 
 @dataclass
@@ -49,7 +51,6 @@ def reference_outputs(node: Node, inputs: list[np.ndarray | None]) -> list[np.nd
 
     Memoised on the node and the inputs' bytes: verifying twenty primitives of one node on the same
     inputs computes the float64 reference once, not twenty times."""
-    from edgetune.graph.reference import run_node
 
     h = hashlib.blake2b(digest_size=16)
     for x in inputs:
@@ -170,7 +171,6 @@ def verify(
         reason = primitive.supports(node, graph)
         if reason is not None:
             return VerifyResult(False, math.inf, f"not supported: {reason}")
-        from edgetune.kernels.threads import set_threads
 
         set_threads(threads)
         try:

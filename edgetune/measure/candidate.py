@@ -72,7 +72,7 @@ class CandidateMeasurer:
         inputs = self.inputs(node, prim)
         try:
             if kernel_memory.available():
-                kernel_memory.warm_up_libraries(req.threads)
+                kernel_memory.warm_up_pools(req.threads)
             kernel, mem = kernel_memory.measure_kernel_memory(
                 lambda: prim.prepare(node, PrepareContext(self.graph, req.threads, self.samples)), inputs)
         except Exception as e:  # noqa: BLE001 - a library that cannot prepare this node is excluded for it

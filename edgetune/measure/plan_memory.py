@@ -27,18 +27,17 @@ import sys
 from typing import Any
 
 from edgetune.errors import EdgetuneError
+from edgetune.graph.reference import default_feeds
+from edgetune.kernels import registry
+from edgetune.kernels.threads import set_threads
+from edgetune.runtime.executor import Executor
+from edgetune.runtime.kernel_memory import peak_rss_bytes, reset_peak, rss_bytes
+from edgetune.runtime.plan import resolve_plan
+from edgetune.user_model import load_model
 
 
 def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> dict[str, Any]:
     import numpy as np  # noqa: F401 - part of the import baseline
-
-    from edgetune.graph.reference import default_feeds
-    from edgetune.kernels import registry
-    from edgetune.kernels.threads import set_threads
-    from edgetune.runtime.executor import Executor
-    from edgetune.runtime.kernel_memory import peak_rss_bytes, reset_peak, rss_bytes
-    from edgetune.runtime.plan import resolve_plan
-    from edgetune.user_model import load_model
 
     registry.load_all()
     set_threads(threads)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 from edgetune.errors import EdgetuneError
+from edgetune.runtime.kernel_memory import peak_rss_bytes, reset_peak, rss_bytes
 
 _MARK = "@@edgetune-memory@@"
 
@@ -94,7 +95,6 @@ def inprocess_peak_growth(fn: object) -> int | None:
 
     Less clean than the subprocess measurement (the allocator may reuse memory this process freed
     earlier), but free; None where the peak cannot be reset."""
-    from edgetune.runtime.kernel_memory import peak_rss_bytes, reset_peak, rss_bytes
 
     rss = rss_bytes()
     if rss is None or not reset_peak():

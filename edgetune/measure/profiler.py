@@ -21,8 +21,8 @@ from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Primitive
-from edgetune.kernels.ort_segments import fusable_primitive, pair_key, segment_kernel
 from edgetune.kernels.registry import converter_route
+from edgetune.kernels.segments import fusable_primitive, pair_key, segment_kernel
 from edgetune.kernels.threads import set_threads
 from edgetune.measure.candidate import CandidateMeasurer, CandidateRequest
 from edgetune.measure.db import ProfileDB, node_signature
@@ -41,12 +41,9 @@ DEFAULT_KERNEL_TIMEOUT_S = 60.0
 # A primitive slower than this multiple of a node's best at the largest thread count is not timed at
 # other thread counts: fewer threads never make a kernel 3x faster here (probe: at most 1.6x).
 PRUNE_FACTOR = 3.0
-# Measured first so that the node's best is known before the slow, rarely competitive kernels run.
-_SLOW_FIRST_LAST = ("ref.", "numba", ".fft.", "winograd", "nnpack", "int8_qnnpack")
-
-
 def _likely_slow(prim: Primitive) -> int:
-    return int(any(k in prim.name for k in _SLOW_FIRST_LAST))
+    """Sort key: the node's best is known before the slow, rarely competitive kernels run."""
+    return int(prim.measure_last)
 
 
 @dataclass

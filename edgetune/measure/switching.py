@@ -23,16 +23,15 @@ from edgetune.kernels.threads import set_threads
 from edgetune.measure.timing import Timing, time_callable
 
 SWITCH_KEY = "switch"
-# Libraries sharing one thread pool (or none) switch without waking anything.
-POOL_OF_LIBRARY = {"numpy": "numpy", "numpy-reference": "numpy", "torch": "torch", "torch-int8": "torch",
-                   "numba": "numba", "onnxruntime": "ort"}
-# The representative kernel of each pool: a 3x3 depthwise convolution, 64 channels at 28x28 (~0.1 ms).
-PROBE_PRIMITIVE = {"numpy": "conv.direct_dw.numpy", "torch": "conv.onednn.torch", "numba": "conv.direct_dw.numba",
-                   "ort": "conv.mlas.ort"}
-
-
 def pool(library: str) -> str:
-    return POOL_OF_LIBRARY.get(library, library)
+    """The thread pool a library runs on (`Library.pool`): libraries sharing one switch for free."""
+    return registry.pool_of(library).name
+
+
+def _probes() -> dict[str, str]:
+    """The representative kernel of each installed pool that has one (`ThreadPool.probe`): a 3x3
+    depthwise convolution, 64 channels at 28x28 (~0.1 ms)."""
+    return {p.name: p.probe for p in registry.pools() if p.probe}
 
 
 def switch_key(a: tuple[str, int], b: tuple[str, int]) -> str:
@@ -53,7 +52,7 @@ def _probe_graph() -> tuple[Graph, Node, np.ndarray]:
 
 
 def states(libraries: Sequence[str], threads: Sequence[int]) -> list[tuple[str, int]]:
-    pools = sorted({pool(lib) for lib in libraries} & set(PROBE_PRIMITIVE))
+    pools = sorted({pool(lib) for lib in libraries} & set(_probes()))
     return [(p, t) for p in pools for t in sorted(set(threads))]
 
 
@@ -66,7 +65,7 @@ def measure_switches(pairs: Sequence[tuple[tuple[str, int], tuple[str, int]]], t
     def kernel(state: tuple[str, int]) -> Any:
         if state not in kernels:
             set_threads(state[1])
-            kernels[state] = registry.get(PROBE_PRIMITIVE[state[0]]).prepare(node, PrepareContext(g, state[1]))
+            kernels[state] = registry.get(_probes()[state[0]]).prepare(node, PrepareContext(g, state[1]))
         return kernels[state]
 
     out = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,8 +11,10 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from edgetune.graph.ir import Graph
+from edgetune.kernels.libraries.onnxruntime.session import ort_session_options
 
 
 @dataclass
@@ -27,9 +30,7 @@ class Peer:
 def ort_session(model: onnx.ModelProto | str | Path, threads: int, *, default_options: bool = True) -> Any:
     """An ORT CPU session. `default_options` keeps ORT's own defaults (spinning on, ENABLE_ALL) as a
     user would run it; otherwise edgetune's no-spin options (for mixing with other libraries)."""
-    import onnxruntime as ort
-
-    from edgetune.kernels.threads import ort_session_options
+    import onnxruntime as ort  # loaded on demand: building peers is the only use
 
     if default_options:
         so = ort.SessionOptions()
@@ -44,6 +45,7 @@ def ort_session(model: onnx.ModelProto | str | Path, threads: int, *, default_op
 def quantize_int8(model: onnx.ModelProto, calibration: list[dict[str, np.ndarray]]) -> onnx.ModelProto:
     """ONNX Runtime static int8 (QDQ, per-channel int8 weights, 7-bit activations: reduce_range avoids
     the AVX2 u8s8 saturation measured on these machines)."""
+    # loaded on demand: ORT's quantisation tools take ~1 s to import and only the int8 peer needs them
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -69,8 +71,6 @@ def quantize_int8(model: onnx.ModelProto, calibration: list[dict[str, np.ndarray
 
 
 def _initializer_bytes(model: onnx.ModelProto) -> int:
-    from onnx import numpy_helper
-
     return int(sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer))
 
 
@@ -100,7 +100,7 @@ def build_peers(
         peers.append(Peer("onnxruntime int8", lambda: qsess.run(None, feeds),
                           "static QDQ, per-channel, reduce_range", _initializer_bytes(qmodel)))
     if torch_module is not None:
-        import torch
+        import torch  # optional: absent on boards where PyPI's torch cannot run
 
         torch.set_num_threads(threads)
         x = torch.from_numpy(next(iter(feeds.values())))
@@ -122,9 +122,7 @@ def build_peers(
 
 
 def _channels_last_copy(module: Any) -> Any:
-    import copy
-
-    import torch
+    import torch  # optional (see build_peers)
 
     m = copy.deepcopy(module)
     return m.to(memory_format=torch.channels_last).eval()

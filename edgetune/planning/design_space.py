@@ -21,8 +21,8 @@ import numpy as np
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import FP32, Format
-from edgetune.kernels.ort_segments import FUSABLE, pair_key
 from edgetune.kernels.registry import converter_route
+from edgetune.kernels.segments import fuses, pair_key
 from edgetune.measure.db import ProfileDB, node_signature
 from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives
 from edgetune.measure.switching import pool, switch_key
@@ -143,7 +143,7 @@ def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Opti
     for a, oa in enumerate(opts_a):
         for b, ob in enumerate(opts_b):
             ta, tb = oa.meta.get("threads"), ob.meta.get("threads")
-            if oa.meta.get("primitive") in FUSABLE and ob.meta.get("primitive") in FUSABLE and ta == tb:
+            if fuses(oa.meta.get("primitive", "")) and fuses(ob.meta.get("primitive", "")) and ta == tb:
                 rec = db.get_converter(key, (), ta)
                 if rec is not None:
                     # one session can save at most the cheaper node's time: it still runs both; the bound

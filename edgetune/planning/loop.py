@@ -17,7 +17,7 @@ from typing import Any
 from edgetune.errors import EdgetuneError
 from edgetune.graph.reference import default_feeds
 from edgetune.kernels.backends import generic_nodes
-from edgetune.kernels.ort_segments import fusable_primitive
+from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.overhead import executor_overhead
 from edgetune.planning.design_space import SpaceInfo, build_space, choice_to_plan_choices
 from edgetune.runtime.executor import Executor

@@ -9,8 +9,10 @@ ended by NUL on fds 3 and 4), so nothing beyond the standard library and a Chrom
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -90,7 +92,6 @@ class _Pipe:
                 return e
 
     def _read(self, deadline: float) -> dict[str, Any]:
-        import select
 
         while b"\0" not in self._buf:
             left = deadline - time.monotonic()
@@ -149,7 +150,6 @@ def check_page(html: Path, screenshot: Path | None = None, browser: str | None =
 
 
 def _high_fd(fd: int) -> int:
-    import fcntl
 
     high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
     os.close(fd)

@@ -20,10 +20,12 @@ from edgetune.graph.ir import Graph, Node
 from edgetune.graph.reference import default_feeds, reference_samples, run_graph, stand_in_input
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext
-from edgetune.kernels.ort_segments import FUSABLE, boundary, segment_kernel
-from edgetune.kernels.threads import SPIN_MODES, set_threads
-from edgetune.runtime.kernel_memory import measure_kernel_memory, warm_up_libraries
-from edgetune.runtime.plan import Plan
+from edgetune.kernels.libraries.onnxruntime.spin import SPIN_MODES
+from edgetune.kernels.library import ThreadPool
+from edgetune.kernels.segments import boundary, fuses, segment_kernel, segment_library
+from edgetune.kernels.threads import set_threads
+from edgetune.runtime.kernel_memory import measure_kernel_memory, warm_up_pools
+from edgetune.runtime.plan import NodeChoice, Plan
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Step:
     threads: int
     primitive: str
     free_after: list[int] = field(default_factory=list)
+    library: str = ""  # the library whose kernel a node step calls (converters: "")
 
 
 @dataclass
@@ -168,16 +171,14 @@ class Executor:
         return src
 
     def _units(self) -> list[list[Node]]:
-        """Nodes grouped into what becomes one step: maximal runs of consecutive ORT-fusable nodes with
-        the same thread count form one segment (see kernels/ort_segments.py); every other node is alone."""
+        """Nodes grouped into what becomes one step: maximal runs of consecutive nodes whose primitives
+        fuse, of one library, at one thread count, form one segment (kernels/segments.py); every other
+        node is alone."""
         units: list[list[Node]] = []
         for node in self.graph.nodes:
-            c = self.plan.choices[node.name]
-            if self.fuse and units and c.primitive in FUSABLE:
-                prev = self.plan.choices[units[-1][-1].name]
-                if prev.primitive in FUSABLE and prev.threads == c.threads:
-                    units[-1].append(node)
-                    continue
+            if self.fuse and units and _joins(self.plan.choices[units[-1][-1].name], self.plan.choices[node.name]):
+                units[-1].append(node)
+                continue
             units.append([node])
         return units
 
@@ -199,8 +200,10 @@ class Executor:
             if len(unit) > 1:
                 in_values, out_values = boundary(g, unit)
                 in_formats, out_formats = [FP32] * len(in_values), [FP32] * len(out_values)
-                name, prim_name, precision = f"{unit[0].name}..{unit[-1].name}", f"ort.segment[{len(unit)}]", "fp32"
-                build = lambda u=unit, t=threads: segment_kernel(g, u, t, self.ort_spin)[0]  # noqa: E731
+                lib = prims[0].library
+                name, precision = f"{unit[0].name}..{unit[-1].name}", "fp32"
+                prim_name = f"{registry.pool_of(lib).name}.segment[{len(unit)}]"
+                build = lambda u=unit, t=threads, lb=lib: segment_kernel(g, u, t, self.ort_spin, lb)[0]  # noqa: E731
             else:
                 node, prim = unit[0], prims[0]
                 ctx = ctx_cache.setdefault(threads, PrepareContext(g, threads, self.samples, self.ort_spin))
@@ -218,7 +221,7 @@ class Executor:
             for o, fmt in zip(out_values, out_formats, strict=True):
                 outs.append(self._slot(o, fmt))
                 current[o] = fmt
-            self.steps.append(Step("node", name, kernel, ins, outs, threads, prim_name))
+            self.steps.append(Step("node", name, kernel, ins, outs, threads, prim_name, library=prims[0].library))
         self._out_slots = [self._converted(o, current[o], FP32) for o in g.outputs]
         self._in_slots = [self._slots[(i, FP32.key)] for i in g.inputs]
         self._plan_liveness()
@@ -228,15 +231,16 @@ class Executor:
         self._outputs = list(zip(g.outputs, self._out_slots, strict=True))
 
     def _warm_up(self, units: list[list[Node]], resolved: list[list[Any]]) -> None:
-        """Pay (and measure) the per-process start-up of each library the plan uses, at each thread count,
-        before any kernel is measured."""
-        wanted: dict[int, set[str]] = {}
+        """Pay (and measure) the per-process start-up of each thread pool the plan uses, at each thread
+        count, before any kernel is measured."""
+        wanted: dict[int, dict[str, ThreadPool]] = {}
         for unit, prims in zip(units, resolved, strict=True):
             threads = self.plan.choices[unit[0].name].threads
-            libs = {"onnxruntime"} if len(unit) > 1 else {_LIBRARY_STARTUP.get(p.library, "") for p in prims}
-            wanted.setdefault(threads, set()).update(libs - {""})
-        for threads, libs in sorted(wanted.items()):
-            for key, b in warm_up_libraries(threads, sorted(libs)).items():
+            for p in prims:
+                pool = registry.pool_of(p.library)
+                wanted.setdefault(threads, {})[pool.name] = pool
+        for threads, pools in sorted(wanted.items()):
+            for key, b in warm_up_pools(threads, [pools[k] for k in sorted(pools)]).items():
                 self.startup_bytes[key] = b
 
     def _measured_build(self, name: str, build: Callable[[], Any], values: list[str], formats: list[Format]) -> Any:
@@ -355,22 +359,17 @@ class Executor:
             measured=bool(self.kernels) and all(n in self.kernel_memory for n in self.kernels),
         )
 
-    def step_table(self) -> list[dict[str, Any]]:
-        return [{"step": s.name, "kind": s.kind, "primitive": s.primitive, "threads": s.threads} for s in self.steps]
-
     @property
     def libraries(self) -> set[str]:
         """The libraries whose kernels the plan's steps call (converters excluded)."""
-        out = set()
-        for s in self.steps:
-            if s.kind == "node":
-                out.add("onnxruntime" if s.primitive.startswith("ort.segment") else registry.get(s.primitive).library)
-        return out
+        return {s.library for s in self.steps if s.kind == "node"}
 
 
 # which start-up (edgetune.runtime.kernel_memory.warm_up_libraries) a primitive's library needs
-_LIBRARY_STARTUP = {"numpy": "openblas", "numpy-reference": "openblas", "onnxruntime": "onnxruntime",
-                    "torch": "torch_onednn", "torch-int8": "torch_onednn"}
+def _joins(prev: NodeChoice, choice: NodeChoice) -> bool:
+    """Whether a node on `choice` continues the segment of the node before it, on `prev`."""
+    return (prev.threads == choice.threads and fuses(prev.primitive) and fuses(choice.primitive)
+            and segment_library(prev.primitive) == segment_library(choice.primitive))
 
 
 def sample_input(graph: Graph, value: str, fmt: Format, sample: np.ndarray | None = None) -> Any:

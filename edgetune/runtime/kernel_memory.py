@@ -17,7 +17,7 @@ How (in-process, Linux only; elsewhere `measure_kernel_memory` returns None):
   just before it, minus the bytes of the call's outputs (the activation arena counts those).
 Both are floored at 0 and set to 0 below `NOISE_BYTES` (64 KiB: page and allocator granularity make
 smaller figures meaningless). Resident figures of one kernel include whatever library start-up the
-first use of a library in this process triggers; `warm_up_libraries` pays those first (see there).
+first use of a library in this process triggers; `warm_up_pools` pays those first (see there).
 
 Not measured cleanly, so excluded or approximate: numba's JIT and threading-layer start-up (no warm-up);
 start-up figures in a process that already used a library (0, e.g. in the tune loop after profiling);
@@ -36,6 +36,10 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from edgetune.kernels import registry
+from edgetune.kernels.library import ThreadPool
+from edgetune.kernels.threads import set_threads
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 MMAP_THRESHOLD_BYTES = 128 * 1024
@@ -151,62 +155,28 @@ def measure_kernel_memory(
 _startup: dict[str, int] = {}
 
 
-LIBRARIES = ("openblas", "torch_onednn", "onnxruntime")
-
-
-def warm_up_libraries(threads: int, libraries: Sequence[str] = LIBRARIES) -> dict[str, int]:
-    """Pay each library's one-off, per-process start-up before kernels are measured, so that it is not
-    charged to whichever kernel happens to come first: OpenBLAS's per-thread buffers (a GEMM at
-    `threads` threads), torch's oneDNN JIT of a first convolution, ONNX Runtime's environment and first
-    session. Returns the RSS growth each caused *in this process* (0 when already paid earlier, so the
-    figures are only meaningful for a fresh process; see plan_memory). Keys: "<library>@<threads>"."""
-    import numpy as np
-
-    from edgetune.kernels.threads import set_threads
-
+def warm_up_pools(threads: int, pools: Sequence[ThreadPool] | None = None) -> dict[str, int]:
+    """Pay each thread pool's one-off, per-process start-up (`ThreadPool.warm_up`: OpenBLAS's per-thread
+    buffers, oneDNN's JIT of a first convolution, ONNX Runtime's environment and first session) before
+    kernels are measured, so that it is not charged to whichever kernel happens to come first. `pools`
+    defaults to every installed library's. Returns the RSS growth each caused *in this process* (0 when
+    already paid earlier, so the figures are only meaningful for a fresh process; see plan_memory).
+    Keys: "<pool>@<threads>"."""
     if not available():
         return {}
     pin_mmap_threshold()
     set_threads(threads)
-    rng = np.random.default_rng(0)
-
-    def blas() -> None:
-        a = rng.standard_normal((512, 512)).astype(np.float32)
-        (a @ a).sum()
-
-    def torch_onednn() -> None:
-        import torch
-
-        x = torch.from_numpy(rng.standard_normal((1, 16, 16, 16)).astype(np.float32))
-        w = torch.from_numpy(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))
-        with torch.no_grad():
-            torch.nn.functional.conv2d(x.to_mkldnn(), w.to_mkldnn(), padding=1).to_dense()
-
-    def onnxruntime() -> None:
-        import onnxruntime as ort
-        from onnx import TensorProto, helper
-
-        from edgetune.kernels.threads import ort_session_options
-
-        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "warm",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-        s = ort.InferenceSession(m.SerializeToString(), ort_session_options(threads),
-                                 providers=["CPUExecutionProvider"])
-        s.run(None, {"x": np.ones((1, 8), np.float32)})
-
-    funcs = {"openblas": blas, "torch_onednn": torch_onednn, "onnxruntime": onnxruntime}
-    for name in libraries:
-        fn, key = funcs[name], f"{name}@{threads}"
+    chosen = [p for p in (registry.pools() if pools is None else pools) if p.warm_up is not None]
+    for pool in chosen:
+        key = f"{pool.name}@{threads}"
         if key in _startup:
             continue
         gc.collect()
         before = rss_bytes() or 0
         try:
-            fn()
-        except Exception:  # noqa: BLE001 - a missing library has no start-up cost to pay
+            pool.warm_up(threads)
+        except Exception:  # noqa: BLE001 - a library that fails to start has no start-up cost to pay
             pass
         gc.collect()
         _startup[key] = _floor((rss_bytes() or 0) - before)
-    return {f"{n}@{threads}": _startup[f"{n}@{threads}"] for n in libraries}
+    return {f"{p.name}@{threads}": _startup[f"{p.name}@{threads}"] for p in chosen}

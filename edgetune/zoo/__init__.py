@@ -9,7 +9,5 @@ from .base import ZooEntry
 from .onnx_export import build_onnx, cache_dir, cache_path, export
 from .registry import entry, list_models, names, torch_module
 
-build = build_onnx  # the name docs/architecture.md uses
-
-__all__ = ["ZooEntry", "build", "build_onnx", "cache_dir", "cache_path", "entry", "export", "list_models",
+__all__ = ["ZooEntry", "build_onnx", "cache_dir", "cache_path", "entry", "export", "list_models",
            "names", "torch_module"]

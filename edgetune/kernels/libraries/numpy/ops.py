@@ -24,7 +24,6 @@ from edgetune.kernels.base import (
     Primitive,
     apply_activation,
 )
-from edgetune.kernels.registry import register
 
 
 class _LayoutOp(Primitive):
@@ -303,7 +302,7 @@ class GlobalAvgPool(_LayoutOp):
 
 _UNARY_OPS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish", "Tanh", "HardSigmoid")
 
-for _p in (
+PRIMITIVES = [
     *(Unary(op.lower(), {op}, "NHWC") for op in _UNARY_OPS),
     *(Binary(op.lower(), {op}, lay) for op in _BINARY for lay in ("NHWC", "NCHW")),
     Concat("concat", {"Concat"}, "NHWC"),
@@ -314,5 +313,4 @@ for _p in (
     ),
     GlobalAvgPool("globalavgpool", {"GlobalAveragePool"}, "NHWC"),
     GlobalAvgPool("globalavgpool", {"GlobalAveragePool"}, "NCHW"),
-):
-    register(_p)
+]

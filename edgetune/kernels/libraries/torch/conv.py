@@ -25,7 +25,6 @@ from edgetune.kernels.base import (
     Primitive,
     conv_params,
 )
-from edgetune.kernels.registry import register
 
 CONV = frozenset({"Conv"})
 _POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
@@ -116,6 +115,12 @@ def nhwc_out(y: torch.Tensor) -> np.ndarray:
     return a.numpy() if a.is_contiguous() else a.contiguous().numpy()
 
 
+def symmetric_pads(node: Node) -> bool:
+    """Top equals bottom and left equals right: what kernels without a separate padding step need."""
+    t, l, b, r = node.attr("pads", (0, 0, 0, 0))
+    return t == b and l == r
+
+
 def _conv_supported(node: Node, graph: Graph) -> str | None:
     if len(graph.shape(node.inputs[0])) != 4:
         return "only 2-D convolution (4-D input)"
@@ -197,10 +202,7 @@ class OneDNNBlockedConv(_TorchConv):
         reason = super().supports(node, graph)
         if reason:
             return reason
-        t, l, b, r = node.attr("pads", (0, 0, 0, 0))
-        if t != b or l != r:
-            return "asymmetric pads (blocked tensors cannot be padded cheaply)"
-        return None
+        return None if symmetric_pads(node) else "asymmetric pads (blocked tensors cannot be padded cheaply)"
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         cp = conv_geometry(node, ctx.graph)
@@ -312,6 +314,7 @@ class NNPACKConv(_TorchConv):
     """NNPACK (Winograd/FFT inside) via its direct ATen entry: torch never picks it at batch 1."""
 
     name = "conv.nnpack.torch"
+    measure_last = True  # rarely competitive on x86: timed after the others
 
     def available(self) -> str | None:
         return None if torch._nnpack_available() else "torch built without NNPACK"
@@ -326,10 +329,7 @@ class NNPACKConv(_TorchConv):
             return "NNPACK has no dilation"
         if int(node.attr("group", 1)) != 1:
             return "NNPACK has no grouped/depthwise conv"
-        t, l, b, r = node.attr("pads", (0, 0, 0, 0))
-        if t != b or l != r:
-            return "NNPACK takes symmetric pads only"
-        return None
+        return None if symmetric_pads(node) else "NNPACK takes symmetric pads only"
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         cp = conv_geometry(node, ctx.graph)
@@ -411,7 +411,7 @@ class TorchGemm(Primitive):
         return FunctionKernel(run, weight_bytes=nbytes(w, bias))
 
 
-for _p in (
+PRIMITIVES = [
     OneDNNConv("NCHW"),
     OneDNNConv("NHWC"),
     OneDNNBlockedConv(),
@@ -420,5 +420,4 @@ for _p in (
     NativeConv("NHWC"),
     NNPACKConv(),
     TorchGemm(),
-):
-    register(_p)
+]

@@ -2,8 +2,8 @@
 
 Why several numpy algorithms: im2col+sgemm is the baseline every speed-up is measured against; 1x1 as a
 plain GEMM skips the copy; a shift-and-add depthwise avoids 9-wide GEMMs; fp16 weight storage halves
-weight memory. Winograd and FFT live in `numpy_winograd.py` / `numpy_fft.py` (imported at the bottom so
-that importing this module registers every numpy convolution).
+weight memory. Winograd and FFT live in `winograd.py` / `fft.py`
+beside this module.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from edgetune.kernels.base import (
     apply_activation,
     conv_params,
 )
-from edgetune.kernels.registry import register
 
 CONV = frozenset({"Conv"})
 
@@ -341,7 +340,7 @@ def _nbytes(*arrays: np.ndarray | None) -> int:
     return sum(a.nbytes for a in arrays if a is not None)
 
 
-for _p in (
+PRIMITIVES = [
     Im2colConv(),
     Im2colConv(fp16w=True),
     Im2colNhwcConv(),
@@ -349,7 +348,4 @@ for _p in (
     DirectDepthwiseConv(),
     NumpyGemm(),
     NumpyGemm(fp16w=True),
-):
-    register(_p)
-
-from edgetune.kernels import numpy_fft, numpy_winograd  # noqa: E402,F401  (register their primitives)
+]

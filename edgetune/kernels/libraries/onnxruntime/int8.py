@@ -16,7 +16,7 @@ from onnx import helper, numpy_helper
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import int8_calib as cal
 from edgetune.kernels.base import Kernel, PrepareContext, Primitive
-from edgetune.kernels.ort_prims import (
+from edgetune.kernels.libraries.onnxruntime.prims import (
     activation_nodes,
     initializer_bytes,
     make_model,
@@ -24,7 +24,6 @@ from edgetune.kernels.ort_prims import (
     session,
     session_kernel,
 )
-from edgetune.kernels.registry import register
 
 
 def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
@@ -126,10 +125,9 @@ class OrtInt8Conv(Primitive):
         return session_kernel(session(model, ctx.threads, "all", ctx.ort_spin), initializer_bytes(model))
 
 
-for _p in (
+PRIMITIVES = [
     OrtInt8Conv("conv.qlinear_u8s8.ort", "qlinear", reduce_range=False),
     OrtInt8Conv("conv.qlinear_u8s8_rr.ort", "qlinear", reduce_range=True),
     OrtInt8Conv("conv.qlinear_u8u8.ort", "qlinear", reduce_range=False, uint8_weights=True),
     OrtInt8Conv("conv.qdq.ort", "qdq", reduce_range=True),
-):
-    register(_p)
+]

@@ -1,0 +1,54 @@
+"""Edge converters: NCHW <-> NHWC (numpy), NCHW/NHWC <-> oneDNN BLOCKED (torch), fp32 <-> fp16 casts.
+
+Why registered objects rather than ad-hoc code in the executor: a conversion costs as much as a small
+layer (probe: 110-300 us for 64x56x56 NCHW<->NHWC), so the profiler must time each one like a primitive,
+and the executor must insert exactly what was timed. `prepare(shape)` gets the logical NCHW shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edgetune.kernels.base import FP32, FP32_NHWC, Converter, Format
+
+FP16 = Format("NCHW", "float16")
+FP16_NHWC = Format("NHWC", "float16")
+
+
+class FunctionConverter(Converter):
+    """A converter whose function does not depend on the shape."""
+
+    def __init__(self, name: str, library: str, src: Format, dst: Format, fn: Callable[[Any], Any]) -> None:
+        self.name, self.library, self.src, self.dst = name, library, src, dst
+        self._fn = fn
+
+    def prepare(self, shape: tuple[int, ...]) -> Callable[[Any], Any]:
+        return self._fn
+
+
+def _nchw_to_nhwc(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _nhwc_to_nchw(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _cast(dtype: type) -> Callable[[np.ndarray], np.ndarray]:
+    def cast(x: np.ndarray) -> np.ndarray:
+        return x.astype(dtype)
+
+    return cast
+
+
+CONVERTERS: list[Converter] = [
+    FunctionConverter("nchw_to_nhwc.numpy", "numpy", FP32, FP32_NHWC, _nchw_to_nhwc),
+    FunctionConverter("nhwc_to_nchw.numpy", "numpy", FP32_NHWC, FP32, _nhwc_to_nchw),
+    FunctionConverter("cast_fp16.numpy", "numpy", FP32, FP16, _cast(np.float16)),
+    FunctionConverter("cast_fp32.numpy", "numpy", FP16, FP32, _cast(np.float32)),
+    FunctionConverter("cast_fp16_nhwc.numpy", "numpy", FP32_NHWC, FP16_NHWC, _cast(np.float16)),
+    FunctionConverter("cast_fp32_nhwc.numpy", "numpy", FP16_NHWC, FP32_NHWC, _cast(np.float32)),
+]

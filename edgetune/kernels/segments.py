@@ -1,0 +1,72 @@
+"""Graph partitioning: consecutive nodes whose primitives fuse run as ONE kernel of their library.
+
+Why: a run of nodes handed to a library as one subgraph lets it keep its own layouts between layers,
+fuse, and pay one dispatch instead of one per node (ONNX Runtime today; see `Library.segment`). The
+executor merges each maximal run of consecutive nodes (topological order) whose chosen primitives have
+`Primitive.fuses`, belong to one library and run at one thread count; the profiler measures the gain of
+merging each topologically adjacent pair, which the search adds as an edge cost.
+"""
+
+from __future__ import annotations
+
+from edgetune.graph.ir import Graph, Node
+from edgetune.kernels import registry
+from edgetune.kernels.library import Segment
+
+PAIR_KEY = "ort.pair"
+SEGMENT_LIBRARY = "onnxruntime"  # the library whose segments the profiler prices pairwise today
+
+
+def boundary(graph: Graph, nodes: list[Node]) -> tuple[list[str], list[str]]:
+    """Dynamic values the segment reads from outside, and values it produces that are read outside it
+    (or are graph outputs)."""
+    inside = {id(n) for n in nodes}
+    produced = {o for n in nodes for o in n.outputs}
+    ins: list[str] = []
+    for n in nodes:
+        for v in graph.dynamic_inputs(n):
+            if v not in produced and v not in ins:
+                ins.append(v)
+    outs = []
+    for n in nodes:
+        for o in n.outputs:
+            used_outside = any(id(c) not in inside for c in graph.consumers(o))
+            if o and (used_outside or o in graph.outputs):
+                outs.append(o)
+    return ins, outs
+
+
+def fuses(primitive: str) -> bool:
+    """Whether the primitive called `primitive` can join a segment of its library."""
+    try:
+        return registry.get(primitive).fuses
+    except KeyError:
+        return False
+
+
+def segment_library(primitive: str) -> str:
+    return registry.get(primitive).library
+
+
+def segment_kernel(graph: Graph, nodes: list[Node], threads: int, spin: str = "stop",
+                   library: str = SEGMENT_LIBRARY) -> Segment:
+    """One kernel of `library` computing `nodes`: (kernel, input values, output values)."""
+    compile_segment = registry.library(library).segment
+    if compile_segment is None:
+        raise ValueError(f"library {library} does not compile segments")
+    return compile_segment(graph, nodes, threads, spin)
+
+
+def fusable_primitive(node: Node, library: str = SEGMENT_LIBRARY) -> str:
+    """The primitive of `library` that can run `node` inside one of its segments."""
+    pick = registry.library(library).fusable
+    name = pick(node) if pick is not None else None
+    if name is None:
+        raise ValueError(f"library {library} has no fusable primitive for {node.op}")
+    return name
+
+
+def pair_key(graph: Graph, a: Node, b: Node, sig_a: str, sig_b: str) -> str:
+    """DB key of the merged-pair measurement; '=>' when b reads a's output, '||' when independent."""
+    link = "=>" if any(o in b.inputs for o in a.outputs) else "||"
+    return f"{PAIR_KEY}:{sig_a}{link}{sig_b}"
