@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+from types import ModuleType
 
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
@@ -42,9 +43,11 @@ def register(obj: Primitive | Converter) -> Primitive | Converter:
 
 
 def unregister(name: str) -> None:
-    """Remove a primitive (tests register deliberately wrong or crashing ones and must leave no trace)."""
+    """Remove a primitive or a library's entry (tests register deliberately wrong or crashing ones and
+    must leave no trace)."""
     _PRIMITIVES.pop(name, None)
     _UNAVAILABLE.pop(name, None)
+    _LIBRARIES.pop(name, None)
 
 
 def load_all() -> None:
@@ -53,10 +56,15 @@ def load_all() -> None:
     if _loaded:
         return
     _loaded = True
+    for package in discover():
+        _load_library(package.__name__, package.LIBRARY)
+
+
+def discover() -> list[ModuleType]:
+    """The library packages under `edgetune/kernels/libraries/`, in `Library.rank` order."""
     found = [importlib.import_module(f"{libraries_package.__name__}.{info.name}")
              for info in pkgutil.iter_modules(libraries_package.__path__)]
-    for package in sorted(found, key=lambda m: (m.LIBRARY.rank, m.LIBRARY.name)):
-        _load_library(package.__name__, package.LIBRARY)
+    return sorted(found, key=lambda m: (m.LIBRARY.rank, m.LIBRARY.name))
 
 
 def _load_library(package: str, lib: Library) -> None:
