@@ -188,6 +188,12 @@ def _plans(d: Path) -> list[Case]:
     threads = Plan.builtin("blas", mine, 1).to_dict()
     threads["nodes"]["conv0"]["threads"] = -3
     (d / "plan_bad_threads.json").write_text(json.dumps(threads))
+    future = Plan.builtin("blas", mine, 1).to_dict()
+    future["edgetune_plan"] = 99
+    (d / "plan_future_format.json").write_text(json.dumps(future))
+    bad_segment = Plan.builtin("blas", mine, 1).to_dict()
+    bad_segment["segments"] = [{"library": "onnxruntime", "threads": 1, "nodes": ["conv0"]}]
+    (d / "plan_bad_segment.json").write_text(json.dumps(bad_segment))
     run = ["run", good, "--time-cap", "0.1", "--plan"]
     return [
         Case("plan for another model", [*run, str(d / "plan_other_model.json")], needles=["plan_other_model", "other"]),
@@ -197,6 +203,9 @@ def _plans(d: Path) -> list[Case]:
              needles=["plan_wrong_schema", "nodes"]),
         Case("plan that is not JSON", [*run, str(d / "plan_not_json.json")], needles=["plan_not_json"]),
         Case("plan with negative threads", [*run, str(d / "plan_bad_threads.json")], needles=["conv0", "-3"]),
+        Case("plan of a future format", [*run, str(d / "plan_future_format.json")], needles=["plan_future_format", "99"]),
+        Case("plan whose segment is not on its library", [*run, str(d / "plan_bad_segment.json")],
+             needles=["segment 0", "onnxruntime", "conv0"]),
         Case("a directory as the plan", [*run, str(d)], needles=[str(d), "directory"]),
     ]
 

@@ -9,6 +9,7 @@ Python's garbage collection.
 from __future__ import annotations
 
 import functools
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +23,10 @@ from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext
 from edgetune.kernels.libraries.onnxruntime.spin import SPIN_MODES
 from edgetune.kernels.library import ThreadPool
-from edgetune.kernels.segments import boundary, fuses, segment_kernel, segment_library
+from edgetune.kernels.segments import boundary, segment_kernel
 from edgetune.kernels.threads import set_threads
 from edgetune.runtime.kernel_memory import measure_kernel_memory, warm_up_pools
-from edgetune.runtime.plan import NodeChoice, Plan
+from edgetune.runtime.plan import Plan, merged_segments
 
 
 @dataclass
@@ -171,16 +172,16 @@ class Executor:
         return src
 
     def _units(self) -> list[list[Node]]:
-        """Nodes grouped into what becomes one step: maximal runs of consecutive nodes whose primitives
-        fuse, of one library, at one thread count, form one segment (kernels/segments.py); every other
-        node is alone."""
-        units: list[list[Node]] = []
-        for node in self.graph.nodes:
-            if self.fuse and units and _joins(self.plan.choices[units[-1][-1].name], self.plan.choices[node.name]):
-                units[-1].append(node)
-                continue
-            units.append([node])
-        return units
+        """Nodes grouped into what becomes one step, in an order that respects the data flow: each of the
+        plan's segments is one unit (`Plan.segments`; derived for plans that do not name theirs), every
+        other node is alone. A segment that a path leaves and re-enters (not convex) cannot be one step."""
+        if not self.fuse:
+            return [[n] for n in self.graph.nodes]
+        if self.plan.segments is None:
+            self.plan.segments = merged_segments(self.graph, self.plan.choices)
+        self.plan.check_segments(self.graph)
+        segments = self.plan.segments
+        return order_units(self.graph, [seg.nodes for seg in segments])
 
     def _compile(self) -> None:
         g = self.graph
@@ -200,7 +201,7 @@ class Executor:
             if len(unit) > 1:
                 in_values, out_values = boundary(g, unit)
                 in_formats, out_formats = [FP32] * len(in_values), [FP32] * len(out_values)
-                lib = prims[0].library
+                lib = prims[0].library  # check_segments: every node of a segment is on its library
                 name, precision = f"{unit[0].name}..{unit[-1].name}", "fp32"
                 prim_name = f"{registry.pool_of(lib).name}.segment[{len(unit)}]"
                 build = lambda u=unit, t=threads, lb=lib: segment_kernel(g, u, t, self.ort_spin, lb)[0]  # noqa: E731
@@ -366,10 +367,48 @@ class Executor:
 
 
 # which start-up (edgetune.runtime.kernel_memory.warm_up_libraries) a primitive's library needs
-def _joins(prev: NodeChoice, choice: NodeChoice) -> bool:
-    """Whether a node on `choice` continues the segment of the node before it, on `prev`."""
-    return (prev.threads == choice.threads and fuses(prev.primitive) and fuses(choice.primitive)
-            and segment_library(prev.primitive) == segment_library(choice.primitive))
+def order_units(graph: Graph, groups: list[list[str]]) -> list[list[Node]]:
+    """Units (each group of node names, every other node alone) in a topological order of the contracted
+    graph, earliest first node first; one-line error when a group is not convex."""
+    by_name = {n.name: n for n in graph.nodes}
+    position = {n.name: i for i, n in enumerate(graph.nodes)}
+    unit_of: dict[str, int] = {}
+    units: list[list[Node]] = []
+    for group in groups:
+        for name in group:
+            unit_of[name] = len(units)
+        units.append(sorted((by_name[name] for name in group), key=lambda n: position[n.name]))
+    for n in graph.nodes:
+        if n.name not in unit_of:
+            unit_of[n.name] = len(units)
+            units.append([n])
+    producer = {o: unit_of[n.name] for n in graph.nodes for o in n.outputs}
+    deps = [{producer[v] for n in u for v in n.inputs if v in producer} - {i} for i, u in enumerate(units)]
+    return [units[i] for i in _kahn(deps, [position[u[0].name] for u in units], units)]
+
+
+def _kahn(deps: list[set[int]], first: list[int], units: list[list[Node]]) -> list[int]:
+    """Topological order of units by their dependencies, earliest first node first."""
+    waiting = [len(d) for d in deps]
+    users: list[list[int]] = [[] for _ in deps]
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    ready = [(first[i], i) for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        order.append(i)
+        for k in users[i]:
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                heapq.heappush(ready, (first[k], k))
+    if len(order) < len(units):
+        stuck = next(u for i, u in enumerate(units) if i not in set(order) and len(u) > 1)
+        raise EdgetuneError(f"plan: segment {stuck[0].name}..{stuck[-1].name} is not convex (a path leaves it "
+                            f"and re-enters), so it cannot run as one step")
+    return order
 
 
 def sample_input(graph: Graph, value: str, fmt: Format, sample: np.ndarray | None = None) -> Any:

@@ -20,7 +20,8 @@ from edgetune.graph.ir import Graph
 from edgetune.graph.reference import reference_primitive_name
 from edgetune.kernels import registry
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: explicit "segments"; 1 (no segments: runs of fusable nodes merge) still loads
+READABLE_FORMATS = (1, 2)
 BUILTIN_PLANS = ("reference", "blas")
 
 
@@ -48,6 +49,75 @@ def _shapes_text(shapes: dict[str, list[int]]) -> str:
 class NodeChoice:
     primitive: str
     threads: int = 1
+
+
+@dataclass
+class PlanSegment:
+    """Nodes compiled together into one kernel of `library` (one ONNX Runtime session, one OpenVINO
+    compiled model) at `threads`. A node in no segment runs alone on its primitive (a one-node segment)."""
+
+    library: str
+    threads: int
+    nodes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"library": self.library, "threads": self.threads, "nodes": list(self.nodes)}
+
+
+def merged_segments(graph: Graph, choices: dict[str, NodeChoice]) -> list[PlanSegment]:
+    """The segments of plans that do not name theirs (format 1, or built from per-node choices): each maximal
+    run of consecutive nodes (topological order) whose primitives fuse, of one library, at one thread
+    count, of two nodes or more."""
+    runs: list[list[str]] = []
+    prev: NodeChoice | None = None
+    for n in graph.nodes:
+        c = choices.get(n.name)
+        if c is not None and prev is not None and _joins(prev, c) and runs:
+            runs[-1].append(n.name)
+        else:
+            runs.append([n.name])
+        prev = c
+    return [PlanSegment(_library(choices[r[0]].primitive), choices[r[0]].threads, r) for r in runs if len(r) > 1]
+
+
+def _library(primitive: str) -> str:
+    return registry.get(primitive).library
+
+
+def _library_or_none(primitive: str) -> str | None:
+    try:
+        return _library(primitive)
+    except KeyError:
+        return None
+
+
+def _fuses(primitive: str) -> bool:
+    try:
+        return registry.get(primitive).fuses
+    except KeyError:
+        return False
+
+
+def _joins(prev: NodeChoice, choice: NodeChoice) -> bool:
+    """Whether a node on `choice` continues the segment of the node before it, on `prev`."""
+    return (prev.threads == choice.threads and _fuses(prev.primitive) and _fuses(choice.primitive)
+            and _library(prev.primitive) == _library(choice.primitive))
+
+
+def _segments(raw: Any, path: Path) -> list[PlanSegment]:
+    """The plan's "segments" list, each entry checked: {"library": str, "threads": int >= 1, "nodes": [str]}."""
+    if not isinstance(raw, list):
+        raise EdgetuneError(f"{path}: not a valid edgetune plan ('segments' must be a list, got {type(raw).__name__})")
+    out = []
+    for i, seg in enumerate(raw):
+        ok = (isinstance(seg, dict) and isinstance(seg.get("library"), str) and isinstance(seg.get("nodes"), list)
+              and all(isinstance(n, str) for n in seg["nodes"]) and len(seg["nodes"]) >= 1)
+        t = seg.get("threads", 1) if isinstance(seg, dict) else None
+        if not ok or isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise EdgetuneError(f"{path}: segment {i} needs {{\"library\": name, \"threads\": n >= 1, "
+                                f"\"nodes\": [names]}}, got {seg!r}"[:300])
+        out.append(PlanSegment(seg["library"], t, [str(n) for n in seg["nodes"]]))
+    return out
 
 
 def _choices(nodes: Any, path: Path) -> dict[str, NodeChoice]:
@@ -80,6 +150,9 @@ class Plan:
     # How ONNX Runtime sessions' workers wait: "auto" (ORT's defaults when the plan is one ORT session, else
     # spin only during a run), or "on" / "stop" / "off" as chosen by measurement (kernels.threads).
     ort_spin: str = "auto"
+    # Multi-node segments (kernels compiled from several nodes); None (not named, as in format 1): derived
+    # from the graph by `merged_segments` when the plan is checked against it or compiled.
+    segments: list[PlanSegment] | None = None
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -100,10 +173,14 @@ class Plan:
         return cls.for_graph(graph, choices, meta={"builtin": name})
 
     @classmethod
-    def for_graph(cls, graph: Graph, choices: dict[str, NodeChoice], **kw: Any) -> Plan:
-        """A plan for `graph` on this device; `meta` records the concrete input shapes it was made for."""
+    def for_graph(cls, graph: Graph, choices: dict[str, NodeChoice], segments: list[PlanSegment] | None = None,
+                  **kw: Any) -> Plan:
+        """A plan for `graph` on this device; `meta` records the concrete input shapes it was made for.
+        `segments` None: the merged runs of fusable nodes (`merged_segments`), derived when the plan is checked
+        against the graph or compiled (so that choices may still change until then)."""
         kw["meta"] = {**kw.get("meta", {}), "input_shapes": input_shapes(graph)}
         return cls(
+            segments=segments,
             model=graph.name, graph_signature=graph_signature(graph), choices=choices,
             device_id=fingerprint_id(), versions_id=versions_id(), device=fingerprint(),
             versions=library_versions(), **kw,
@@ -134,6 +211,8 @@ class Plan:
 
     def hash(self) -> str:
         body = json.dumps({k: [c.primitive, c.threads] for k, c in sorted(self.choices.items())})
+        if self.segments is not None:
+            body += json.dumps([s.to_dict() for s in self.segments])
         if self.ort_spin != "auto":
             body += f"|ort_spin={self.ort_spin}"
         return hashlib.sha256(body.encode()).hexdigest()[:16]
@@ -153,6 +232,7 @@ class Plan:
             "meta": self.meta,
             "ort_spin": self.ort_spin,
             "nodes": {k: {"primitive": c.primitive, "threads": c.threads} for k, c in self.choices.items()},
+            **({"segments": [s.to_dict() for s in self.segments]} if self.segments is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -174,9 +254,13 @@ class Plan:
             d = json.loads(path.read_text())
         except (ValueError, UnicodeDecodeError) as e:
             raise EdgetuneError(f"{path}: not a valid edgetune plan (not JSON: {e})") from None
-        if not isinstance(d, dict) or d.get("edgetune_plan") != PLAN_FORMAT:
+        if not isinstance(d, dict) or "edgetune_plan" not in d:
             raise EdgetuneError(f"{path}: not a valid edgetune plan (missing 'edgetune_plan': {PLAN_FORMAT})")
+        if d["edgetune_plan"] not in READABLE_FORMATS:
+            raise EdgetuneError(f"{path}: plan format {d['edgetune_plan']!r} is not one this edgetune reads "
+                                f"({', '.join(map(str, READABLE_FORMATS))}); tune again with this version")
         choices = _choices(d.get("nodes"), path)
+        segments = _segments(d["segments"], path) if "segments" in d else None
         ort_spin = d.get("ort_spin", "auto")
         if ort_spin not in ("auto", "on", "stop", "off"):
             raise EdgetuneError(f"{path}: not a valid edgetune plan (ort_spin {ort_spin!r} is not one of auto, "
@@ -185,6 +269,7 @@ class Plan:
             model=d.get("model", ""), graph_signature=d.get("graph_signature", ""), choices=choices,
             tolerance=d.get("tolerance"), device_id=d.get("device_id", ""), versions_id=d.get("versions_id", ""),
             device=d.get("device", {}), versions=d.get("versions", {}), meta=d.get("meta", {}), ort_spin=ort_spin,
+            segments=segments,
         )
 
     def check_graph(self, graph: Graph, source: str = "plan") -> None:
@@ -203,6 +288,29 @@ class Plan:
         missing = [n.name for n in graph.nodes if n.name not in self.choices]
         if missing:
             raise EdgetuneError(f"{source} has no choice for {len(missing)} node(s): {', '.join(missing[:5])}")
+        if self.segments is None:  # format 1 on disk: merge along this graph's order, as format 1 ran
+            self.segments = merged_segments(graph, self.choices)
+        self.check_segments(graph, source)
+
+    def check_segments(self, graph: Graph, source: str = "plan") -> None:
+        """Every segment names known nodes, each at most once, whose choices are on the segment's library
+        at its thread count; the library is installed."""
+        seen: set[str] = set()
+        for i, seg in enumerate(self.segments or []):
+            unknown = [n for n in seg.nodes if n not in self.choices]
+            twice = [n for n in seg.nodes if n in seen]
+            if unknown or twice:
+                raise EdgetuneError(f"{source}: segment {i} ({seg.library}) names "
+                                    + (f"unknown node(s) {unknown[:3]}" if unknown else f"node(s) {twice[:3]} twice"))
+            seen.update(seg.nodes)
+            if seg.library in registry.unavailable():
+                raise EdgetuneError(f"{source}: segment {i} runs on {seg.library}, which is not usable here "
+                                    f"({registry.unavailable()[seg.library]})")
+            for n in seg.nodes:
+                c = self.choices[n]
+                if _library_or_none(c.primitive) != seg.library or c.threads != seg.threads:
+                    raise EdgetuneError(f"{source}: node {n} is in segment {i} ({seg.library} at {seg.threads} "
+                                        f"threads) but chooses {c.primitive} at {c.threads} threads")
 
     def check_environment(self, source: str = "plan") -> list[str]:
         """Warnings when the plan was tuned on another device or other library versions."""
