@@ -9,6 +9,9 @@ merging each topologically adjacent pair, which the search adds as an edge cost.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.library import Segment
@@ -70,3 +73,19 @@ def pair_key(graph: Graph, a: Node, b: Node, sig_a: str, sig_b: str) -> str:
     """DB key of the merged-pair measurement; '=>' when b reads a's output, '||' when independent."""
     link = "=>" if any(o in b.inputs for o in a.outputs) else "||"
     return f"{PAIR_KEY}:{sig_a}{link}{sig_b}"
+
+
+def segment_signature(graph: Graph, nodes: Sequence[Node], node_sigs: dict[str, str]) -> str:
+    """A content key for a run of nodes: the node signatures in order, how they are wired to each other and
+    to the outside (outside values numbered by first use), and which outputs leave the run, so that
+    identical blocks (same ops, shapes, attributes, wiring) share one measurement."""
+    inside = {o: (i, k) for i, n in enumerate(nodes) for k, o in enumerate(n.outputs)}
+    outside: dict[str, int] = {}
+    _, leaving = boundary(graph, list(nodes))
+    h = hashlib.sha256()
+    for n in nodes:
+        wiring = [inside[v] if v in inside else f"x{outside.setdefault(v, len(outside))}"
+                  for v in graph.dynamic_inputs(n)]
+        out = [o in leaving for o in n.outputs]
+        h.update(f"{node_sigs[n.name]}<{wiring}>{out}|".encode())
+    return h.hexdigest()[:20]
