@@ -1,7 +1,8 @@
-"""Primitives that misbehave on purpose (native crash, abort, hang) for the isolation tests.
+"""Primitives that misbehave on purpose: native crash, abort and hang (Relu only) for the isolation tests,
+and a Conv wrong by 5 % for the verification tests (profiler, tune).
 
-They support only Relu and are registered by the tests that use them (and removed afterwards); the
-isolation worker receives them pickled, so this module must stay importable as `tests.faulty_primitives`.
+They are registered by the tests that use them (and removed afterwards); the isolation worker receives
+them pickled, so this module must stay importable as `tests.faulty_primitives`.
 """
 
 import ctypes
@@ -10,7 +11,8 @@ import time
 
 import numpy as np
 
-from edgetune.kernels.base import FunctionKernel, Kernel, Primitive
+from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext, Primitive
+from edgetune.kernels.libraries.reference.prims import ReferencePrimitive
 
 
 class _Faulty(Primitive):
@@ -63,3 +65,20 @@ class Good(_Faulty):
 
 
 FAULTY = (NullRead, Abort, Hang, Good)
+
+
+WRONG = "conv.wrong5pct.test"
+
+
+class FivePercentWrong(ReferencePrimitive):
+    """A Conv primitive that is fast to write and wrong by 5 %: verification must exclude it on any CPU."""
+
+    library = "numpy"
+
+    def __init__(self) -> None:
+        super().__init__("Conv")
+        self.name = WRONG
+
+    def prepare(self, node, ctx: PrepareContext) -> Kernel:
+        right = super().prepare(node, ctx)
+        return FunctionKernel(lambda *xs: [y * 1.05 for y in right(*xs)])

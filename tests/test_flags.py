@@ -48,7 +48,8 @@ def test_zero_threads_is_refused_by_every_command(capsys, tmp_path, argv):
 
 
 def _timing(median: float = 1.0, runs: int = 5) -> Timing:
-    return Timing(median, median, median, median, 0.0, runs, None, False, 0.0)
+    return Timing(median_ms=median, p10_ms=median, p90_ms=median, min_ms=median, spread=0.0, runs=runs,
+                  foreign_cores=None, disturbed=False, ci_rel=0.0)
 
 
 @pytest.mark.parametrize("bad", [_timing(float("nan")), _timing(-1.0), _timing(1.0, runs=0)])

@@ -6,6 +6,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.measure import ProfileDB, Timing, default_db_path, node_signature
+from edgetune.measure.db import Measured, NodeRecord
 
 T = Timing(median_ms=2.0, p10_ms=1.8, p90_ms=2.5, min_ms=1.7, spread=0.35, runs=40, foreign_cores=0.05,
            disturbed=False, ci_rel=0.03)
@@ -67,6 +69,36 @@ def test_round_trip_every_table(tmp_path):
         assert db.count()["nodes"] == 3
 
 
+def test_timing_and_records_refuse_positional_construction():
+    # nine positional floats and flags once built both; Measured had disturbed/foreign_cores swapped
+    with pytest.raises(TypeError):
+        Timing(1.0, 0.9, 1.1, 0.9, 0.2, 5, 0.0, False, 0.01)
+    with pytest.raises(TypeError):
+        Measured(1.0, 0.9, 1.1, 0.9, 0.2, 5, 0.0, False, 0.0)
+    with pytest.raises(TypeError):
+        NodeRecord(1.0, 0.9, 1.1, 0.9, 0.2, 5, 0.0, False, 0.0)
+
+
+def test_timing_and_measured_share_their_field_order():
+    shared = [f.name for f in fields(Measured) if f.name != "measured_at"]
+    assert shared == [f.name for f in fields(Timing)][:len(shared)]
+
+
+@pytest.mark.parametrize("disturbed", [False, True])
+def test_timing_round_trips_through_every_table_field_by_field(tmp_path, disturbed):
+    # values told apart by type and size, so a swapped column (disturbed <-> foreign_cores) shows
+    t = Timing(median_ms=3.25, p10_ms=3.0, p90_ms=4.5, min_ms=2.75, spread=0.46, runs=17, foreign_cores=0.125,
+               disturbed=disturbed, ci_rel=0.04)
+    shared = [f.name for f in fields(Measured) if f.name != "measured_at"]
+    with ProfileDB(tmp_path / "p.sqlite", device_id="dev", versions_id="ver") as db:
+        db.put_node("sig", "prim", 2, t)
+        db.put_converter("conv", (1, 3), 1, t)
+        db.put_plan("model", "hash", t)
+        for rec in (db.get_node("sig", "prim", 2), db.get_converter("conv", (1, 3), 1), db.get_plan("model", "hash")):
+            assert {n: getattr(rec, n) for n in shared} == {n: getattr(t, n) for n in shared}
+            assert type(rec.disturbed) is bool and rec.measured_at > 0
+
+
 def test_second_instance_sees_rows_and_ids_isolate(tmp_path):
     path = tmp_path / "p.sqlite"
     a = ProfileDB(path, device_id="dev", versions_id="ver")
@@ -90,7 +122,8 @@ def test_killed_writer_keeps_committed_rows(tmp_path):
     script = textwrap.dedent(f"""
         import os
         from edgetune.measure import ProfileDB, Timing
-        t = Timing(1.0, 0.9, 1.1, 0.9, 0.2, 5, 0.0, False, 0.01)
+        t = Timing(median_ms=1.0, p10_ms=0.9, p90_ms=1.1, min_ms=0.9, spread=0.2, runs=5, foreign_cores=0.0,
+                   disturbed=False, ci_rel=0.01)
         db = ProfileDB({str(path)!r}, device_id="dev", versions_id="ver")
         for i in range(100):
             db.put_node(f"sig{{i}}", "p", 1, t)

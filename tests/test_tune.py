@@ -7,25 +7,8 @@ import pytest
 
 from edgetune.cli import main
 from edgetune.kernels import registry
-from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext
-from edgetune.kernels.libraries.reference.prims import ReferencePrimitive
 from edgetune.runtime.plan import Plan
-
-WRONG = "conv.wrong5pct.test"
-
-
-class FivePercentWrong(ReferencePrimitive):
-    """A Conv primitive that is fast to write and wrong by 5 %: verification must exclude it on any CPU."""
-
-    library = "numpy"
-
-    def __init__(self) -> None:
-        super().__init__("Conv")
-        self.name = WRONG
-
-    def prepare(self, node, ctx: PrepareContext) -> Kernel:
-        right = super().prepare(node, ctx)
-        return FunctionKernel(lambda *xs: [y * 1.05 for y in right(*xs)])
+from tests.faulty_primitives import WRONG, FivePercentWrong
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, PrepareContext, Primitive
 from edgetune.kernels.registry import converter_route
 from edgetune.kernels.threads import set_threads
+from edgetune.kernels.verify import verify
 from edgetune.measure.load import LoadMonitor
 from edgetune.measure.timing import Timing, time_callable
 from edgetune.runtime import kernel_memory
@@ -94,8 +95,6 @@ class CandidateMeasurer:
         return out
 
     def _verify(self, node: Node, prim: Primitive, threads: int, kernel: Any) -> tuple[bool, float | None, str]:
-        from edgetune.kernels.verify import verify
-
         res = verify(prim, node, self.graph, samples=self.samples, threads=threads, kernel=kernel)
         rel = float(res.rel_error) if np.isfinite(res.rel_error) else None
         return bool(res.ok), rel, res.reason or ("" if res.ok else "verification failed")
@@ -135,5 +134,5 @@ class CandidateMeasurer:
         if load.foreign_cores is not None and load.foreign_cores > MAX_FOREIGN_CORES:
             return None
         med = float(np.median(samples))
-        return Timing(med, ms, max(samples), ms, (max(samples) - ms) / med, 3, load.foreign_cores, False,
-                      float("inf"))
+        return Timing(median_ms=med, p10_ms=ms, p90_ms=max(samples), min_ms=ms, spread=(max(samples) - ms) / med,
+                      runs=3, foreign_cores=load.foreign_cores, disturbed=False, ci_rel=float("inf"))

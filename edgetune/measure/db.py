@@ -63,9 +63,11 @@ _ADDED_COLUMNS = {"nodes": (("resident_bytes", "INTEGER"), ("transient_bytes", "
 
 # ---- records ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Measured:
-    """The timing part every measured row shares (times in ms, as in `Timing`)."""
+    """The timing part every measured row shares (times in ms, as in `Timing`). Keyword-only, with the
+    fields `Timing` shares in its order: the two once differed (disturbed / foreign_cores swapped), so a
+    positional construction from one to the other would have swapped them silently."""
 
     median_ms: float
     p10_ms: float
@@ -73,12 +75,12 @@ class Measured:
     min_ms: float
     spread: float
     runs: int
-    disturbed: bool
     foreign_cores: float | None
+    disturbed: bool
     measured_at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NodeRecord(Measured):
     sig: str = ""
     primitive: str = ""
@@ -89,14 +91,14 @@ class NodeRecord(Measured):
     transient_bytes: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConverterRecord(Measured):
     converter: str = ""
     shape: tuple[int, ...] = ()
     threads: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlanRecord(Measured):
     model_sig: str = ""
     plan_hash: str = ""
@@ -133,12 +135,15 @@ def _check_threads(threads: int, what: str, minimum: int = 1) -> None:
         raise UnusableMeasurement(f"{what}: threads must be >= {minimum}, got {threads}")
 
 
-def _timing_values(t: Timing) -> tuple[Any, ...]:
-    return (t.median_ms, t.p10_ms, t.p90_ms, t.min_ms, t.spread, t.runs, int(t.disturbed),
-            t.foreign_cores, time.time())
-
-
 _TIMING_NAMES = [f.name for f in fields(Measured)]
+
+
+def _timing_values(t: Timing) -> tuple[Any, ...]:
+    """The timing columns' values in `_TIMING_NAMES` order, matched by name (never by position)."""
+    by_name = {n: getattr(t, n) for n in _TIMING_NAMES if n != "measured_at"}
+    by_name["disturbed"] = int(t.disturbed)
+    by_name["measured_at"] = time.time()
+    return tuple(by_name[n] for n in _TIMING_NAMES)
 
 
 def _shape_key(shape: Sequence[int]) -> str:

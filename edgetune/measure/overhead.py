@@ -28,8 +28,9 @@ def measure_dispatch(steps: int = 200) -> Timing:
 
     t = time_callable(once, time_cap_s=0.3)
     scale = 1.0 / steps
-    return Timing(t.median_ms * scale, t.p10_ms * scale, t.p90_ms * scale, t.min_ms * scale, t.spread, t.runs,
-                  t.foreign_cores, t.disturbed, t.ci_rel)
+    return Timing(median_ms=t.median_ms * scale, p10_ms=t.p10_ms * scale, p90_ms=t.p90_ms * scale,
+                  min_ms=t.min_ms * scale, spread=t.spread, runs=t.runs, foreign_cores=t.foreign_cores,
+                  disturbed=t.disturbed, ci_rel=t.ci_rel)
 
 
 def executor_overhead(ex: Executor, feeds: dict[str, np.ndarray], time_cap_s: float = 0.3) -> dict[str, float]:

@@ -3,9 +3,11 @@ may need, into the ProfileDB, skipping what the database already holds.
 
 Order of work: (1) verification of each candidate primitive on each distinct node signature (results
 cached in the DB, a failing primitive is excluded with its reason); (2) timing of each verified
-(signature, primitive, threads); (3) timing of each converter the space can need on each edge's tensor
-shape; (4) the executor's per-step dispatch cost. Each result is committed as soon as it is measured,
-so an interrupted profile resumes where it stopped.
+(signature, primitive, threads); (3) the fixed measurements, as `MeasurementTask`s (edgetune.measure.tasks)
+run by one loop: each converter the space can need on each edge's tensor shape, each adjacent pair of
+ORT-fusable nodes as one session, each switch between two libraries' thread pools, and the executor's
+per-step dispatch cost. Each result is committed as soon as it is measured, so an interrupted profile resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -22,16 +24,22 @@ from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Primitive
 from edgetune.kernels.registry import converter_route
-from edgetune.kernels.segments import fusable_primitive, pair_key, segment_kernel
-from edgetune.kernels.threads import set_threads
+from edgetune.kernels.segments import fusable_primitive, pair_key
 from edgetune.measure.candidate import CandidateMeasurer, CandidateRequest
-from edgetune.measure.db import ProfileDB, node_signature
+from edgetune.measure.db import ProfileDB, VerifyRecord, node_signature
 from edgetune.measure.isolation import IsolatedMeasurer
-from edgetune.measure.overhead import measure_dispatch
-from edgetune.measure.switching import all_pairs, measure_switches, states, switch_key
-from edgetune.measure.timing import Timing, time_callable
+from edgetune.measure.switching import all_pairs, states, switch_key
+from edgetune.measure.tasks import DISPATCH_KEY as DISPATCH_KEY  # re-exported: planning.design_space reads it here
+from edgetune.measure.tasks import (
+    MeasurementTask,
+    TaskContext,
+    converter_task,
+    dispatch_task,
+    ort_pair_task,
+    perform,
+    switch_task,
+)
 
-DISPATCH_KEY = "executor.dispatch"
 # Timing budget per measurement: enough runs for a stable median of sub-millisecond kernels, short
 # enough that a whole model profiles in minutes on a 2-core machine.
 DEFAULT_TIME_CAP_S = 0.2
@@ -61,8 +69,22 @@ def candidate_primitives(node: Node, graph: Graph) -> list[Primitive]:
     return [p for p, reason in registry.candidates(node, graph) if reason is None]
 
 
+def run_tasks(tasks: Sequence[MeasurementTask], ctx: TaskContext, db: ProfileDB, s: ProfileSummary,
+              advance: Callable[[str], Any] | None = None) -> None:
+    """Perform each task in order and store its timing at once, counting it in `s`: a task that raises
+    stops the loop with every earlier result already in the DB (a rerun measures only what is missing)."""
+    for task in tasks:
+        timing = perform(task, ctx)
+        db.put_converter(task.key, task.shape, task.threads, timing)
+        s.new_measurements += 1
+        s.disturbed += int(timing.disturbed)
+        if advance:
+            advance(task.description)
+
+
 class Profiler:
-    """Fills a ProfileDB for one graph; `plan()` says what is missing, `run()` measures it."""
+    """Fills a ProfileDB for one graph: `run()` verifies and times every node's candidates, then runs the
+    `tasks()` (converters, fusion pairs, switches, dispatch) the DB lacks."""
 
     _best_ms: float = float("inf")
 
@@ -78,17 +100,14 @@ class Profiler:
         self.kernel_timeout_s, self.isolate = kernel_timeout_s, isolate
         self._measurer: Any = None
         self.graph, self.db, self.threads = graph, db, sorted(set(threads))
-        self._samples = samples
+        self.ctx = TaskContext(graph, time_cap_s, samples)
         self.time_cap_s = time_cap_s
         self.sigs = {n.name: node_signature(n, graph) for n in graph.nodes}
 
     @property
     def samples(self) -> dict[str, np.ndarray]:
-        if self._samples is None:
-            from edgetune.graph.reference import reference_samples
-
-            self._samples = reference_samples(self.graph)
-        return self._samples
+        """The graph's reference samples (computed on first use, shared with the tasks)."""
+        return self.ctx.samples
 
     # ---- what to do ------------------------------------------------------------------------
     def distinct_nodes(self) -> list[Node]:
@@ -131,12 +150,61 @@ class Profiler:
                     needs.add((o, g.shape(o), conv))
         return needs
 
+    # ---- the fixed measurements: tasks ------------------------------------------------------------
+    def all_tasks(self) -> list[MeasurementTask]:
+        """Every converter, ORT-pair, switch and dispatch measurement this graph's space can need, each
+        once, in the order they are measured. Depends on the verifications: list after the node phase."""
+        return [*self._converter_tasks(), *self._pair_tasks(), *self._switch_tasks(), dispatch_task()]
+
+    def tasks(self) -> list[MeasurementTask]:
+        """The tasks whose row the DB lacks: what `run` would still measure after the node phase."""
+        return self._missing(self.all_tasks())
+
+    def _missing(self, tasks: Sequence[MeasurementTask]) -> list[MeasurementTask]:
+        return [t for t in tasks if self.db.get_converter(*t.db_key) is None]
+
+    def _converter_tasks(self) -> list[MeasurementTask]:
+        """One task per (converter, tensor shape), whichever edges share it."""
+        out, seen = [], set()
+        for _value, shape, conv in sorted(self.edge_conversions(), key=lambda x: (x[2].name, x[1])):
+            if (conv.name, shape) not in seen:
+                seen.add((conv.name, shape))
+                out.append(converter_task(conv, shape))
+        return out
+
+    def _pair_tasks(self) -> list[MeasurementTask]:
+        """One task per (fusable pair key, threads): identical adjacent pairs share one measurement."""
+        out, seen = [], set()
+        for a, b, key in self.fusable_pairs():
+            for t in self.threads:
+                if (key, t) not in seen:
+                    seen.add((key, t))
+                    out.append(ort_pair_task(a.name, b.name, key, t))
+        return out
+
+    def _switch_tasks(self) -> list[MeasurementTask]:
+        """One task per pair of (pool, threads) states of the libraries with a verified primitive."""
+        libs = {p.library for n in self.distinct_nodes() for p in self.verified(n)}
+        return [switch_task(switch_key(a, b), a, b) for a, b in all_pairs(states(sorted(libs), self.threads))]
+
     # ---- doing it --------------------------------------------------------------------------
     def run(self, progress: Callable[[str, int], Any] | None = None) -> ProfileSummary:
-        """Verify and time every candidate per distinct node, then converters, fusion pairs and dispatch.
-        `progress(description, total)` returns an advance function (a progress bar)."""
+        """Verify and time every candidate per distinct node, then the tasks (converters, fusion pairs,
+        switches, dispatch) the DB lacks. `progress(description, total)` returns an advance function."""
         t0 = time.perf_counter()
         s = ProfileSummary()
+        self.profile_nodes(s, progress)
+        planned = self.all_tasks()
+        todo = self._missing(planned)
+        s.cached += len(planned) - len(todo)
+        advance = progress("measuring converters and ONNX Runtime fusion", len(todo)) if progress and todo else None
+        run_tasks(todo, self.ctx, self.db, s, advance)
+        s.seconds = time.perf_counter() - t0
+        return s
+
+    def profile_nodes(self, s: ProfileSummary, progress: Callable[[str, int], Any] | None = None) -> None:
+        """The node phase, counted in `s`: every distinct node's candidates verified and timed (see
+        `_profile_node`), then the measurement worker stopped. The tasks depend on its verifications."""
         nodes = self.distinct_nodes()
         work = sum(len(candidate_primitives(n, self.graph)) for n in nodes) * len(self.threads)
         advance = progress("verifying and timing primitives", work) if progress and work else None
@@ -145,76 +213,23 @@ class Profiler:
                 self._profile_node(node, s, advance)
         finally:
             self.close()
-        conv_tasks, seen_convs = [], set()
-        for _value, shape, conv in sorted(self.edge_conversions(), key=lambda x: (x[2].name, x[1])):
-            if (conv.name, shape) in seen_convs:  # one measurement per (converter, tensor shape)
-                continue
-            seen_convs.add((conv.name, shape))
-            if self.db.get_converter(conv.name, shape, 1) is None:
-                conv_tasks.append((conv, shape))
-            else:
-                s.cached += 1
-        pair_tasks, seen_pairs = [], set()
-        for a, b, key in self.fusable_pairs():
-            for t in self.threads:
-                if (key, t) in seen_pairs:  # identical adjacent pairs share one measurement
-                    continue
-                seen_pairs.add((key, t))
-                if self.db.get_converter(key, (), t) is None:
-                    pair_tasks.append((a, b, key, t))
-                else:
-                    s.cached += 1
-        dispatch_missing = self.db.get_converter(DISPATCH_KEY, (), 1) is None
-        s.cached += int(not dispatch_missing)
-        libs = {p.library for n in nodes for p in self.verified(n)}
-        switch_pairs = all_pairs(states(sorted(libs), self.threads))
-        switch_tasks = [ab for ab in switch_pairs if self.db.get_converter(switch_key(*ab), (), 0) is None]
-        s.cached += len(switch_pairs) - len(switch_tasks)
-        total = len(conv_tasks) + len(pair_tasks) + int(dispatch_missing) + len(switch_tasks)
-        advance = progress("measuring converters and ONNX Runtime fusion", total) if progress and total else None
-        for conv, shape in conv_tasks:
-            timing = self._time_converter(conv, shape)
-            self.db.put_converter(conv.name, shape, 1, timing)
-            s.new_measurements += 1
-            s.disturbed += int(timing.disturbed)
-            if advance:
-                advance(f"{conv.name} {shape}")
-        for a, b, key, t in pair_tasks:
-            timing = self._time_pair(a, b, t)
-            self.db.put_converter(key, (), t, timing)
-            s.new_measurements += 1
-            s.disturbed += int(timing.disturbed)
-            if advance:
-                advance(f"{a.name}+{b.name} (one ORT session)@{t}")
-        for ab in switch_tasks:
-            for key, timing in measure_switches([ab], self.time_cap_s * 2).items():
-                self.db.put_converter(key, (), 0, timing)
-                s.new_measurements += 1
-                s.disturbed += int(timing.disturbed)
-            if advance:
-                advance(f"thread-pool switch {ab[0]} <-> {ab[1]}")
-        if dispatch_missing:
-            self.db.put_converter(DISPATCH_KEY, (), 1, measure_dispatch())
-            s.new_measurements += 1
-            if advance:
-                advance("executor dispatch")
-        s.seconds = time.perf_counter() - t0
-        return s
 
     def _profile_node(self, node: Node, s: ProfileSummary, advance: Callable[[str], Any] | None) -> None:
         """Verify each candidate (cached in the DB), time it at the largest thread count, then at the other
         thread counts only where it is within PRUNE_FACTOR of the node's best (the rest cannot win)."""
-        sig, tmax = self.sigs[node.name], max(self.threads)
+        ok = self._verify_and_time_at_max(node, s, advance)
+        self._time_other_threads(node, ok, s, advance)
+
+    def _verify_and_time_at_max(self, node: Node, s: ProfileSummary,
+                                advance: Callable[[str], Any] | None) -> list[Primitive]:
+        """Each candidate, likely-slow ones last so the node's best is known before they run: verified
+        (excluded with its reason when it fails) and timed at the largest thread count. Returns the verified."""
+        tmax = max(self.threads)
         ok: list[Primitive] = []
         self._best_ms = float("inf")  # the node's best time so far at tmax: lets hopeless kernels stop early
         for prim in sorted(candidate_primitives(node, self.graph), key=_likely_slow):
-            rec = self.db.get_verification(sig, prim.name)
-            timed = self.db.get_node(sig, prim.name, tmax) is not None
-            if rec is None:
-                self._measure(node, prim, tmax, s, verify=True, timed=timed)
-                rec = self.db.get_verification(sig, prim.name)
-            else:
-                s.cached += 1
+            timed = self.db.get_node(self.sigs[node.name], prim.name, tmax) is not None
+            rec = self._verification(node, prim, s, timed)
             if rec is None or not rec.ok:
                 s.excluded[f"{node.name}/{prim.name}"] = rec.reason if rec else "not verified"
                 if advance:
@@ -223,14 +238,38 @@ class Profiler:
                 continue
             s.verified += 1
             ok.append(prim)
-            if self.db.get_node(sig, prim.name, tmax) is None:
-                self._measure(node, prim, tmax, s)
-            elif timed:
-                s.cached += 1
-            if (r := self.db.get_node(sig, prim.name, tmax)) is not None:
-                self._best_ms = min(self._best_ms, r.median_ms)
+            self._time_at_max(node, prim, s, timed)
             if advance:
                 advance(f"{node.name} {prim.name}@{tmax}")
+        return ok
+
+    def _verification(self, node: Node, prim: Primitive, s: ProfileSummary, timed: bool) -> VerifyRecord | None:
+        """The cached verification, or a new one; a new one also times at the largest thread count when
+        that timing is missing (`timed` False), from the same prepared kernel."""
+        sig = self.sigs[node.name]
+        rec = self.db.get_verification(sig, prim.name)
+        if rec is not None:
+            s.cached += 1
+            return rec
+        self._measure(node, prim, max(self.threads), s, verify=True, timed=timed)
+        return self.db.get_verification(sig, prim.name)
+
+    def _time_at_max(self, node: Node, prim: Primitive, s: ProfileSummary, timed: bool) -> None:
+        """A verified candidate's timing at the largest thread count (unless the DB or the verification
+        request has it), then the node's best so far updated from it."""
+        sig, tmax = self.sigs[node.name], max(self.threads)
+        if self.db.get_node(sig, prim.name, tmax) is None:
+            self._measure(node, prim, tmax, s)
+        elif timed:
+            s.cached += 1
+        if (r := self.db.get_node(sig, prim.name, tmax)) is not None:
+            self._best_ms = min(self._best_ms, r.median_ms)
+
+    def _time_other_threads(self, node: Node, ok: list[Primitive], s: ProfileSummary,
+                            advance: Callable[[str], Any] | None) -> None:
+        """The verified candidates at the other thread counts, except those over PRUNE_FACTOR x the node's
+        best at the largest (fewer threads never made a kernel that much faster)."""
+        sig, tmax = self.sigs[node.name], max(self.threads)
         times = {p.name: r.median_ms for p in ok if (r := self.db.get_node(sig, p.name, tmax)) is not None}
         best = min(times.values(), default=0.0)
         for t in self.threads:
@@ -299,17 +338,3 @@ class Profiler:
     def _fusable_ok(self, node: Node) -> bool:
         rec = self.db.get_verification(self.sigs[node.name], fusable_primitive(node))
         return rec is not None and rec.ok
-
-    def _time_pair(self, a: Node, b: Node, threads: int) -> Timing:
-        kernel, ins, _ = segment_kernel(self.graph, [a, b], threads)
-        xs = [np.ascontiguousarray(self.samples[v]) for v in ins]
-        set_threads(threads)
-        return time_callable(lambda: kernel(*xs), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)
-
-    def _time_converter(self, conv: Any, shape: tuple[int, ...]) -> Timing:
-        set_threads(1)
-        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        for c in converter_route(FP32, conv.src) or []:
-            x = c.prepare(shape)(x)
-        fn = conv.prepare(shape)
-        return time_callable(lambda: fn(x), time_cap_s=self.time_cap_s, max_runs=100, quiet_wait_s=0.3)

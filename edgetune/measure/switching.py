@@ -89,9 +89,11 @@ def measure_switches(pairs: Sequence[tuple[tuple[str, int], tuple[str, int]]], t
         alt = time_callable(both, time_cap_s=time_cap_s, quiet_wait_s=0.3)
         # each call of `both` switches twice: a -> b inside, b -> a into the next call
         pen = (alt.median_ms - iso_a.median_ms - iso_b.median_ms) / 2
-        out[switch_key(a, b)] = Timing(max(pen, 0.0), alt.p10_ms, alt.p90_ms, alt.min_ms, alt.spread, alt.runs,
-                                       alt.foreign_cores, alt.disturbed or iso_a.disturbed or iso_b.disturbed,
-                                       alt.ci_rel)
+        out[switch_key(a, b)] = Timing(median_ms=max(pen, 0.0), p10_ms=alt.p10_ms, p90_ms=alt.p90_ms,
+                                       min_ms=alt.min_ms, spread=alt.spread, runs=alt.runs,
+                                       foreign_cores=alt.foreign_cores,
+                                       disturbed=alt.disturbed or iso_a.disturbed or iso_b.disturbed,
+                                       ci_rel=alt.ci_rel)
     return out
 
 

@@ -27,12 +27,13 @@ from edgetune.measure.load import LoadMonitor, LoadReport, wait_for_quiet
 _Z95 = 1.959964
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Timing:
     """Summary of one measurement. Times in milliseconds; `spread` = (p90 - p10) / median; `ci_rel` is
     the width of the median's 95 % confidence interval relative to the median; `foreign_cores` is other
     processes' CPU use during the measurement (None where it cannot be read); `disturbed` means it
-    exceeded the allowed foreign load on every attempt."""
+    exceeded the allowed foreign load on every attempt. Keyword-only: eleven fields of which several are
+    floats, where a positional call swaps two of them without any error (db.Measured shares the order)."""
 
     median_ms: float
     p10_ms: float

@@ -4,7 +4,7 @@ Per node, one option per (verified primitive, thread count) measured in the DB. 
 matrix of conversion costs between the producer's output format and the consumer's input format (the
 sum of the measured converters on that tensor). Per topologically adjacent pair of nodes, the measured
 gain of running both in one ONNX Runtime session when both options are fusable ORT at the same thread
-count (the executor merges such runs; see kernels/ort_segments.py). Conversions the graph's inputs and
+count (the executor merges such runs; see kernels/segments.py). Conversions the graph's inputs and
 outputs need (to and from NCHW fp32) are added to the option that needs them.
 
 Approximation, stated: a value read by several consumers in the same foreign format is converted once

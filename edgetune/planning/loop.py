@@ -259,8 +259,9 @@ def _prepare_candidates(graph: Any, space: DesignSpace, cands: list[Candidate], 
 def _timing_of(row: dict[str, Any]) -> Any:
     from edgetune.measure.timing import Timing
 
-    return Timing(row["median_ms"], row["p10_ms"], row["p90_ms"], row["p10_ms"], row["spread"], row["runs"],
-                  row["foreign_cores"], row["disturbed"], 0.0)
+    return Timing(median_ms=row["median_ms"], p10_ms=row["p10_ms"], p90_ms=row["p90_ms"], min_ms=row["p10_ms"],
+                  spread=row["spread"], runs=row["runs"], foreign_cores=row["foreign_cores"],
+                  disturbed=row["disturbed"], ci_rel=0.0)
 
 
 def _cand_row(c: Candidate, by_name: dict[str, Any], best: Candidate) -> dict[str, Any]:
