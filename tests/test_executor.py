@@ -121,9 +121,11 @@ class _Wrong(Primitive):
 
 
 def test_plan_over_tolerance_is_refused(resnet20):
-    if "conv.test_wrong" not in {p.name for p in registry.primitives()}:
-        registry.register(_Wrong())
-    last_conv = [n for n in resnet20.nodes if n.op == "Conv"][-1]
-    plan = plan_with(resnet20, lambda n: "conv.test_wrong" if n is last_conv else None)
-    with pytest.raises(EdgetuneError, match="refused"):
-        Executor(resnet20, plan)
+    registry.register(_Wrong())
+    try:
+        last_conv = [n for n in resnet20.nodes if n.op == "Conv"][-1]
+        plan = plan_with(resnet20, lambda n: "conv.test_wrong" if n is last_conv else None)
+        with pytest.raises(EdgetuneError, match="refused"):
+            Executor(resnet20, plan)
+    finally:
+        registry.unregister("conv.test_wrong")

@@ -18,7 +18,7 @@ from edgetune.measure.tasks import DISPATCH_KEY, MeasurementTask
 from tests.faulty_primitives import WRONG, FivePercentWrong
 
 CAP = 0.01  # seconds of timing per measurement: the values do not matter here, the rows do
-KINDS = {"converter", "ort_pair", "switch", "dispatch"}
+KINDS = {"converter", "ort_pair", "switch", "dispatch", "segment"}
 
 
 def _conv_relu() -> Graph:
@@ -110,7 +110,8 @@ def test_every_measurement_is_counted_once_and_progress_reaches_its_totals(profi
     assert tasks_bar["total"] == len(profiled.prof.all_tasks())
     for bar in (nodes_bar, tasks_bar):
         assert len(bar["advanced"]) == bar["total"] > 0, bar["description"]
-    assert tasks_bar["advanced"][-1] == "executor dispatch"
+    assert "executor dispatch" in tasks_bar["advanced"]
+    assert tasks_bar["advanced"][-1] == "onnxruntime@1 whole graph conv..relu (2 nodes)"  # segments come last
 
 
 def test_a_second_run_measures_nothing_and_counts_it_all_as_cached(profiled):
@@ -176,3 +177,40 @@ def test_two_thread_counts_time_every_verified_candidate_at_the_largest_and_prun
         slow = {p.name: _likely_slow(p) for p in prims}
         order = [slow[r.primitive] for r in at_max if r.threads == 2]
         assert order == sorted(order)
+
+
+def test_the_whole_graph_is_measured_whole_on_each_segment_library(profiled):
+    """The two-node graph as one ORT session: one segment row, at the key the profiler derives from its
+    content, whose time is the whole run (not the sum of the nodes)."""
+    seg = [t for t in profiled.prof.all_tasks() if t.kind == "segment"]
+    assert [(t.library, t.nodes) for t in seg] == [("onnxruntime", ("conv", "relu"))]
+    cand = profiled.prof.segment_candidates()[0]
+    assert cand.kind == "whole graph" and profiled.prof.segment_key(cand) == seg[0].key
+    assert seg[0].key.startswith("segment:onnxruntime:") and seg[0].key.endswith(":whole")
+    rec = profiled.db.get_converter(seg[0].key, (), 1)
+    assert rec is not None and rec.median_ms > 0
+
+
+def test_a_segment_its_backend_cannot_run_is_excluded_and_remembered(tmp_path, monkeypatch):
+    """A backend failing to compile is an exclusion with its reason, stored, and not retried on a rerun."""
+    from edgetune.measure import tasks as tasks_module
+
+    def broken(graph, nodes, threads, spin="stop", library="onnxruntime"):
+        raise RuntimeError("unsupported attribute in node conv\nmore detail")
+
+    def broken_segments_only(graph, nodes, threads, spin="stop", library="onnxruntime"):
+        if len(nodes) == 2 and spin == "on":  # the whole-graph segment (the ORT pair task spins "stop")
+            return broken(graph, nodes, threads, spin, library)
+        return real(graph, nodes, threads, spin, library)
+
+    real = tasks_module.segment_kernel
+    monkeypatch.setattr(tasks_module, "segment_kernel", broken_segments_only)
+    graph = _conv_relu()
+    with ProfileDB(tmp_path / "p.sqlite", device_id="d", versions_id="v") as db:
+        prof = Profiler(graph, db, [1], time_cap_s=CAP, isolate=False)
+        first = prof.run()
+        reasons = [r for k, r in first.excluded.items() if k.startswith("segment ")]
+        assert reasons == ["onnxruntime cannot run it: RuntimeError: unsupported attribute in node conv"]
+        assert [t for t in prof.tasks() if t.kind == "segment"] == []
+        assert Profiler(graph, db, [1], time_cap_s=CAP, isolate=False).run().new_measurements == 0
+

@@ -24,19 +24,23 @@ from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Primitive
 from edgetune.kernels.registry import converter_route
-from edgetune.kernels.segments import fusable_primitive, pair_key
+from edgetune.kernels.segments import fusable_primitive, pair_key, segment_signature
 from edgetune.measure.candidate import CandidateMeasurer, CandidateRequest
 from edgetune.measure.db import ProfileDB, VerifyRecord, node_signature
 from edgetune.measure.isolation import IsolatedMeasurer
+from edgetune.measure.segment_candidates import SegmentCandidate, segment_candidates
 from edgetune.measure.switching import all_pairs, states, switch_key
 from edgetune.measure.tasks import DISPATCH_KEY as DISPATCH_KEY  # re-exported: planning.design_space reads it here
 from edgetune.measure.tasks import (
     MeasurementTask,
+    SegmentRejected,
     TaskContext,
     converter_task,
     dispatch_task,
     ort_pair_task,
     perform,
+    segment_key,
+    segment_task,
     switch_task,
 )
 
@@ -74,12 +78,22 @@ def run_tasks(tasks: Sequence[MeasurementTask], ctx: TaskContext, db: ProfileDB,
     """Perform each task in order and store its timing at once, counting it in `s`: a task that raises
     stops the loop with every earlier result already in the DB (a rerun measures only what is missing)."""
     for task in tasks:
-        timing = perform(task, ctx)
-        db.put_converter(task.key, task.shape, task.threads, timing)
+        try:
+            timing = perform(task, ctx)
+        except SegmentRejected as e:  # excluded with its reason, remembered so that a rerun does not retry
+            db.put_verification(task.key, rejection_key(task), False, None, str(e))
+            s.excluded[f"segment {task.description}"] = str(e)
+        else:
+            db.put_converter(task.key, task.shape, task.threads, timing)
+            s.disturbed += int(timing.disturbed)
         s.new_measurements += 1
-        s.disturbed += int(timing.disturbed)
         if advance:
             advance(task.description)
+
+
+def rejection_key(task: MeasurementTask) -> str:
+    """The verifications row remembering that a segment was excluded (per library and thread count)."""
+    return f"{task.library}@{task.threads}"
 
 
 class Profiler:
@@ -154,14 +168,45 @@ class Profiler:
     def all_tasks(self) -> list[MeasurementTask]:
         """Every converter, ORT-pair, switch and dispatch measurement this graph's space can need, each
         once, in the order they are measured. Depends on the verifications: list after the node phase."""
-        return [*self._converter_tasks(), *self._pair_tasks(), *self._switch_tasks(), dispatch_task()]
+        return [*self._converter_tasks(), *self._pair_tasks(), *self._switch_tasks(), dispatch_task(),
+                *self._segment_tasks()]
 
     def tasks(self) -> list[MeasurementTask]:
         """The tasks whose row the DB lacks: what `run` would still measure after the node phase."""
         return self._missing(self.all_tasks())
 
     def _missing(self, tasks: Sequence[MeasurementTask]) -> list[MeasurementTask]:
-        return [t for t in tasks if self.db.get_converter(*t.db_key) is None]
+        """Tasks with neither a measurement nor a remembered exclusion."""
+        return [t for t in tasks if self.db.get_converter(*t.db_key) is None
+                and (t.kind != "segment" or self.db.get_verification(t.key, rejection_key(t)) is None)]
+
+    def segment_candidates(self) -> list[SegmentCandidate]:
+        """Runs worth measuring whole on each installed library that compiles segments, where its fusable
+        primitive verified on every node (see measure/segment_candidates.py)."""
+        libs = [lib.name for lib in registry.installed_libraries() if lib.segment is not None]
+        return segment_candidates(self.graph, libs, self.threads, self._fusable_verified)
+
+    def _fusable_verified(self, library: str, node: Node) -> bool:
+        try:
+            prim = fusable_primitive(node, library)
+        except ValueError:  # the library has no primitive that can join a segment for this op
+            return False
+        rec = self.db.get_verification(self.sigs[node.name], prim)
+        return rec is not None and rec.ok
+
+    def segment_key(self, cand: SegmentCandidate) -> str:
+        nodes = [self.graph.node(n) for n in cand.nodes]
+        return segment_key(cand.library, segment_signature(self.graph, nodes, self.sigs), cand.kind == "whole graph")
+
+    def _segment_tasks(self) -> list[MeasurementTask]:
+        """One task per (segment content, library, threads): identical blocks share one measurement."""
+        out, seen = [], set()
+        for cand in self.segment_candidates():
+            key = self.segment_key(cand)
+            if (key, cand.threads) not in seen:
+                seen.add((key, cand.threads))
+                out.append(segment_task(key, cand.library, cand.threads, cand.nodes, cand.kind))
+        return out
 
     def _converter_tasks(self) -> list[MeasurementTask]:
         """One task per (converter, tensor shape), whichever edges share it."""
@@ -197,7 +242,7 @@ class Profiler:
         planned = self.all_tasks()
         todo = self._missing(planned)
         s.cached += len(planned) - len(todo)
-        advance = progress("measuring converters and ONNX Runtime fusion", len(todo)) if progress and todo else None
+        advance = progress("measuring converters, fusion and segments", len(todo)) if progress and todo else None
         run_tasks(todo, self.ctx, self.db, s, advance)
         s.seconds = time.perf_counter() - t0
         return s

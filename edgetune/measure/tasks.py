@@ -28,7 +28,15 @@ from edgetune.measure.switching import measure_switches
 from edgetune.measure.timing import Timing, time_callable
 
 DISPATCH_KEY = "executor.dispatch"
-TaskKind = Literal["converter", "ort_pair", "switch", "dispatch"]
+TaskKind = Literal["converter", "ort_pair", "switch", "dispatch", "segment"]
+SEGMENT_KEY = "segment"
+# A segment's outputs may differ from the reference by this much (max |out - ref| / max |ref|): fp32
+# backends reorder sums and fuse, and errors add up over a block.
+SEGMENT_TOLERANCE = 1e-3
+
+
+class SegmentRejected(Exception):
+    """A segment its backend cannot compile, or whose outputs are off the reference: excluded, not fatal."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +49,7 @@ class MeasurementTask:
 
     kind: TaskKind
     key: str
+    library: str = ""  # the backend of a segment
     shape: tuple[int, ...] = ()
     threads: int = 1
     description: str = ""
@@ -88,6 +97,17 @@ def switch_task(key: str, a: tuple[str, int], b: tuple[str, int]) -> Measurement
                            description=f"thread-pool switch {a} <-> {b}")
 
 
+def segment_task(key: str, library: str, threads: int, nodes: tuple[str, ...], kind: str) -> MeasurementTask:
+    """A run of nodes compiled whole by `library` at `threads` (DB key from `segment_key`)."""
+    return MeasurementTask(kind="segment", key=key, library=library, threads=threads, nodes=nodes,
+                           description=f"{library}@{threads} {kind} {nodes[0]}..{nodes[-1]} ({len(nodes)} nodes)")
+
+
+def segment_key(library: str, signature: str, whole_graph: bool) -> str:
+    """DB key of a segment measurement; the whole graph is timed with ORT's own spinning (as it runs)."""
+    return f"{SEGMENT_KEY}:{library}:{signature}" + (":whole" if whole_graph else "")
+
+
 def dispatch_task() -> MeasurementTask:
     """The executor's own cost per step."""
     return MeasurementTask(kind="dispatch", key=DISPATCH_KEY, threads=1, description="executor dispatch")
@@ -122,6 +142,28 @@ def _time_ort_pair(task: MeasurementTask, ctx: TaskContext) -> Timing:
     return time_callable(lambda: kernel(*xs), time_cap_s=ctx.time_cap_s, max_runs=100, quiet_wait_s=0.3)
 
 
+def _time_segment(task: MeasurementTask, ctx: TaskContext) -> Timing:
+    """The run compiled whole, checked against the reference samples, then timed on them. A run that is the
+    whole graph spins as ORT does by default ("on"), as a one-segment plan runs; others park ("stop")."""
+    g = ctx.graph
+    nodes = [g.node(n) for n in task.nodes]
+    spin = "on" if task.key.endswith(":whole") else "stop"
+    try:
+        kernel, ins, outs = segment_kernel(g, nodes, task.threads, spin, task.library)
+        xs = [np.ascontiguousarray(ctx.samples[v]) for v in ins]
+        set_threads(task.threads)
+        got = kernel(*xs)
+    except Exception as e:  # noqa: BLE001 - a backend that cannot compile or run the run excludes it
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise SegmentRejected(f"{task.library} cannot run it: {type(e).__name__}: {first}") from None
+    for name, y in zip(outs, got, strict=True):
+        ref = ctx.samples[name]
+        err = float(np.max(np.abs(np.asarray(y, np.float64) - ref)) / max(float(np.max(np.abs(ref))), 1e-12))
+        if not err <= SEGMENT_TOLERANCE:
+            raise SegmentRejected(f"output {name} is off the reference by {err:.2e} (> {SEGMENT_TOLERANCE:g})")
+    return time_callable(lambda: kernel(*xs), time_cap_s=ctx.time_cap_s, max_runs=100, quiet_wait_s=0.3)
+
+
 def _time_switch(task: MeasurementTask, ctx: TaskContext) -> Timing:
     """The switch penalty between the task's two pool states (two alone, one alternating: twice the cap)."""
     a, b = task.states
@@ -135,6 +177,7 @@ def _time_dispatch(task: MeasurementTask, ctx: TaskContext) -> Timing:
 
 PERFORMERS: dict[str, Callable[[MeasurementTask, TaskContext], Timing]] = {
     "converter": _time_converter, "ort_pair": _time_ort_pair, "switch": _time_switch, "dispatch": _time_dispatch,
+    "segment": _time_segment,
 }
 
 
