@@ -26,8 +26,8 @@ from edgetune.commands.profile import run_profile, thread_counts
 from edgetune.device.cpu import summary_line
 from edgetune.graph.reference import default_feeds
 from edgetune.measure.timing import time_callable
+from edgetune.planning.candidates import to_plan
 from edgetune.planning.design_space import build_space
-from edgetune.planning.loop import to_plan
 from edgetune.runtime.executor import Executor
 from edgetune.search import get_strategy
 from edgetune.user_model import open_model

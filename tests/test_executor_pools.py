@@ -11,7 +11,8 @@ from edgetune.graph import load_graph
 from edgetune.graph.reference import default_feeds
 from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.overhead import executor_overhead
-from edgetune.planning.loop import WHOLE_GRAPH_ORT, Candidate, peer_verdict
+from edgetune.planning.candidates import WHOLE_GRAPH_ORT, Candidate
+from edgetune.planning.verdict import peer_verdict
 from edgetune.runtime.executor import Executor, Step, compile_program
 from edgetune.runtime.plan import NodeChoice, Plan
 

@@ -120,7 +120,8 @@ def import_cycles(files: list[Path], root: Path = ROOT) -> list[list[str]]:
 
 
 def unexplained_lazy_imports(files: list[Path]) -> list[str]:
-    """Function-level imports (of anything) without a comment on their line or the line above."""
+    """Function-level imports (of anything) without a comment saying why: on their line, or above the block
+    of consecutive imports they belong to."""
     bad = []
     for path in files:
         lines = path.read_text().splitlines()
@@ -129,11 +130,22 @@ def unexplained_lazy_imports(files: list[Path]) -> list[str]:
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             for node in ast.walk(fn):
-                if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    line, above = lines[node.lineno - 1], lines[node.lineno - 2].strip()
-                    if "#" not in line and not above.startswith("#"):
-                        bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {line.strip()}")
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and not _explained(lines, node.lineno - 1):
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
     return sorted(set(bad))
+
+
+def _explained(lines: list[str], i: int) -> bool:
+    """Line i carries a comment, or the lines above it up to a comment are all imports."""
+    if "#" in lines[i]:
+        return True
+    for above in reversed(lines[:i]):
+        text = above.strip()
+        if text.startswith("#") or (text.startswith(("import ", "from ")) and "#" in text):
+            return True
+        if not text.startswith(("import ", "from ")):
+            return False
+    return False
 
 
 def test_the_order_names_every_package() -> None:

@@ -3,64 +3,75 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from edgetune.planning.results import (
+    CandidateRow,
+    ComparisonRow,
+    LayerOption,
+    LayerRow,
+    Method,
+    ParetoPoint,
+    ProfileCounts,
+    ReportData,
+    SpaceSummary,
+    StrategyRun,
+)
 from edgetune.report.html import FIGURE_FILES, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def full_data() -> dict:
-    """A synthetic report input shaped like the tuner's output: 3 strategies, 10 layers, 4 Pareto points."""
+def full_data() -> ReportData:
+    """A synthetic report input of the tuner's type: 3 strategies, 10 layers, 4 Pareto points."""
     libs = ["numpy", "ort", "torch"]
     layers = []
     for i in range(10):
-        options = [{"key": f"conv.alg{j}.{libs[j % 3]}@{1 + j % 2}", "time_ms": 0.1 * (i + 1) * (j + 1),
-                    "library": libs[j % 3], "precision": "fp32"} for j in range(4)]
-        layers.append({"node": f"/features/{i}/Conv", "op": "Conv", "chosen": options[1]["key"],
-                       "chosen_ms": options[1]["time_ms"], "options": options})
+        options = [LayerOption(key=f"conv.alg{j}.{libs[j % 3]}@{1 + j % 2}", time_ms=0.1 * (i + 1) * (j + 1),
+                               library=libs[j % 3]) for j in range(4)]
+        layers.append(LayerRow(node=f"/features/{i}/Conv", op="Conv", chosen=options[1].key,
+                               chosen_ms=options[1].time_ms, options=options))
     trace = [[1, 30.0], [10, 20.0], [100, 12.0], [1000, 9.1]]
-    return {
-        "model": "mobilenet_v2", "created": "2026-11-23T21:40:00", "objective": "latency", "max_memory": None,
-        "device": {"cpu": "Test CPU", "cores": 2, "flags": ["avx2", "fma"], "id": "0123456789ab",
-                   "identity": "AuthenticAMD family 25 model 1", "smt_threads_per_core": 1,
-                   "features": {"AVX2": True, "AVX-512": False}, "caches": {"L2": 512 * 1024}},
-        "versions": {"torch": "2.5", "onnxruntime": "1.20"},
-        "threads": [1, 2],
-        "method": {"timing": "median of repeated runs after warm-up (test)", "comparison": "side by side (test)",
-                   "search": "cost model sum (test)"},
-        "space": {"nodes": 10, "edges": 9, "log10_size": 6.0, "options_per_node": [4] * 10,
-                  "fallbacks": [], "unmeasured": []},
-        "layers": layers,
-        "strategies": {
-            "qlearning": {"best_ms": 9.1, "evaluations": 1000, "seconds": 1.2, "trace": trace,
-                          "hyperparameters": {"alpha": 0.05, "gamma": 0.9}},
-            "random": {"best_ms": 11.5, "evaluations": 1000, "seconds": 0.4, "trace": [[1, 40.0], [1000, 11.5]],
-                       "hyperparameters": {}},
-            "greedy": {"best_ms": 9.8, "evaluations": 10, "seconds": 0.01, "trace": [[10, 9.8]]},
+    return ReportData(
+        model="mobilenet_v2", created="2026-11-23T21:40:00", objective="latency", max_memory=None,
+        device={"cpu": "Test CPU", "cores": 2, "flags": ["avx2", "fma"], "id": "0123456789ab",
+                "identity": "AuthenticAMD family 25 model 1", "smt_threads_per_core": 1,
+                "features": {"AVX2": True, "AVX-512": False}, "caches": {"L2": 512 * 1024}},
+        versions={"torch": "2.5", "onnxruntime": "1.20"},
+        threads=[1, 2],
+        method=Method(timing="median of repeated runs after warm-up (test)", comparison="side by side (test)",
+                      search="cost model sum (test)"),
+        space=SpaceSummary(nodes=10, edges=9, log10_size=6.0, options_per_node=[4] * 10),
+        layers=layers,
+        strategies={
+            "qlearning": StrategyRun(best_ms=9.1, evaluations=1000, seconds=1.2, trace=trace,
+                                     hyperparameters={"alpha": 0.05, "gamma": 0.9}),
+            "random": StrategyRun(best_ms=11.5, evaluations=1000, seconds=0.4, trace=[[1, 40.0], [1000, 11.5]]),
+            "greedy": StrategyRun(best_ms=9.8, evaluations=10, seconds=0.01, trace=[[10, 9.8]]),
         },
-        "optimum_ms": 8.7,
-        "pareto": [{"latency_ms": 8.7, "memory_bytes": 30_000_000, "chosen": True},
-                   {"latency_ms": 9.5, "memory_bytes": 20_000_000},
-                   {"latency_ms": 12.0, "memory_bytes": 12_000_000},
-                   {"latency_ms": 20.0, "memory_bytes": 8_000_000}],
-        "candidates": [{"name": "exact optimum", "predicted_ms": 8.7, "measured_ms": 9.3, "p10_ms": 9.0,
-                        "p90_ms": 9.9, "memory_bytes": 31_000_000, "max_rel_error": 1e-6, "chosen": True,
-                        "note": ""}],
-        "comparison": [
-            {"variant": "edgetune plan", "median_ms": 9.3, "p10_ms": 9.0, "p90_ms": 9.9,
-             "memory_bytes": 31_000_000, "speedup_vs_blas": 4.2, "note": ""},
-            {"variant": "BLAS fp32 baseline", "median_ms": 39.06, "p10_ms": 38.0, "p90_ms": 41.0,
-             "memory_bytes": 40_000_000, "speedup_vs_blas": 1.0, "note": ""},
-            {"variant": "onnxruntime fp32", "median_ms": 11.2, "p10_ms": 11.0, "p90_ms": 11.6,
-             "memory_bytes": 35_000_000, "speedup_vs_blas": 3.49, "note": ""},
+        optimum_ms=8.7,
+        pareto=[ParetoPoint(latency_ms=8.7, memory_bytes=30_000_000, chosen=True),
+                ParetoPoint(latency_ms=9.5, memory_bytes=20_000_000),
+                ParetoPoint(latency_ms=12.0, memory_bytes=12_000_000),
+                ParetoPoint(latency_ms=20.0, memory_bytes=8_000_000)],
+        candidates=[CandidateRow(name="exact optimum", predicted_ms=8.7, measured_ms=9.3, p10_ms=9.0, p90_ms=9.9,
+                                 memory_bytes=31_000_000, max_rel_error=1e-6, chosen=True)],
+        comparison=[
+            ComparisonRow(variant="edgetune plan", median_ms=9.3, p10_ms=9.0, p90_ms=9.9, memory_bytes=31_000_000,
+                          speedup_vs_blas=4.2),
+            ComparisonRow(variant="BLAS fp32 baseline", median_ms=39.06, p10_ms=38.0, p90_ms=41.0,
+                          memory_bytes=40_000_000, speedup_vs_blas=1.0),
+            ComparisonRow(variant="onnxruntime fp32", median_ms=11.2, p10_ms=11.0, p90_ms=11.6,
+                          memory_bytes=35_000_000, speedup_vs_blas=3.49),
         ],
-        "profile": {"new_measurements": 120, "cached": 800, "db": "/tmp/profile.sqlite", "seconds": 95.0},
-        "plan_path": "runs/x/plan.json",
-        "notes": ["node /features/9/Conv fell back to the reference kernel"],
-    }
+        profile=ProfileCounts(new_measurements=120, cached=800, seconds=95.0),
+        profile_db="/tmp/profile.sqlite",
+        plan_path="runs/x/plan.json",
+        notes=["node /features/9/Conv fell back to the reference kernel"],
+    )
 
 
 def assert_self_contained(page: str) -> None:
@@ -97,7 +108,7 @@ def test_full_report(tmp_path: Path) -> None:
 
 
 def test_minimal_report_says_not_available(tmp_path: Path) -> None:
-    path = write_report({"model": "m"}, tmp_path)
+    path = write_report(ReportData(model="m"), tmp_path)
     page = path.read_text(encoding="utf-8")
     assert_self_contained(page)
     assert "edgetune report: m" in page
@@ -109,12 +120,12 @@ def test_minimal_report_says_not_available(tmp_path: Path) -> None:
 
 def test_empty_and_malformed_values_do_not_crash(tmp_path: Path) -> None:
     data = full_data()
-    data["layers"][0]["options"] = [{"key": "x", "time_ms": None}, {"key": "y", "time_ms": float("nan")}]
-    data["layers"][0]["chosen_ms"] = None
-    data["strategies"]["random"]["trace"] = [[0, 5.0], ["bad"], None]
-    data["comparison"].append({"variant": "broken", "median_ms": None})
-    data["space"] = {"nodes": 3}
-    data["pareto"] = []
+    data.layers[0].options = [LayerOption(key="x", time_ms=None), LayerOption(key="y", time_ms=float("nan"))]
+    data.layers[0].chosen_ms = None
+    data.strategies["random"].trace = [[0, 5.0], ["bad"], None]  # a cut-short trace: entries are skipped
+    data.comparison.append(ComparisonRow(variant="broken", median_ms=None))
+    data.space = SpaceSummary(nodes=3)
+    data.pareto = []
     page = write_report(data, tmp_path).read_text(encoding="utf-8")
     assert_self_contained(page)
     assert "Pareto front not available" in page
@@ -124,7 +135,7 @@ def test_empty_and_malformed_values_do_not_crash(tmp_path: Path) -> None:
 def test_stale_figures_are_removed(tmp_path: Path) -> None:
     write_report(full_data(), tmp_path)
     assert (tmp_path / "pareto.png").is_file()
-    write_report({"model": "m"}, tmp_path)
+    write_report(ReportData(model="m"), tmp_path)
     assert not (tmp_path / "pareto.png").exists()
 
 
@@ -133,13 +144,13 @@ def test_strings_are_escaped(tmp_path: Path, field: str) -> None:
     nasty = "<b>x</b> & y"
     data = full_data()
     if field == "model":
-        data["model"] = nasty
+        data.model = nasty
     elif field == "note":
-        data["notes"] = [nasty]
+        data.notes = [nasty]
     elif field == "node":
-        data["layers"][0]["node"] = nasty
+        data.layers[0].node = nasty
     else:
-        data["strategies"][nasty] = data["strategies"].pop("greedy")
+        data.strategies[nasty] = data.strategies.pop("greedy")
     page = write_report(data, tmp_path).read_text(encoding="utf-8")
     assert nasty not in page
     assert "&lt;b&gt;x&lt;/b&gt; &amp; y" in page
@@ -147,8 +158,8 @@ def test_strings_are_escaped(tmp_path: Path, field: str) -> None:
 
 def test_many_layers_figure_grows(tmp_path: Path) -> None:
     data = full_data()
-    base = data["layers"][0]
-    data["layers"] = [{**base, "node": f"/n/{i}"} for i in range(120)]
+    base = data.layers[0]
+    data.layers = [replace(base, node=f"/n/{i}") for i in range(120)]
     write_report(data, tmp_path)
     png = (tmp_path / "layers.png").read_bytes()
     height = int.from_bytes(png[20:24], "big")  # IHDR height
@@ -164,7 +175,7 @@ def test_summary_sets_predictions_beside_measurements(tmp_path):
 def test_pareto_caption_mentions_a_star_only_when_one_is_drawn(tmp_path):
     data = full_data()
     assert "the star is the plan that was picked" in write_report(data, tmp_path / "a").read_text()
-    for p in data["pareto"]:
-        p.pop("chosen", None)
+    for p in data.pareto:
+        p.chosen = False
     page = write_report(data, tmp_path / "b").read_text()
     assert "star is" not in page and "no point is starred" in page

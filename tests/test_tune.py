@@ -64,6 +64,7 @@ def test_tune_writes_plan_and_report(capsys, db_path, tmp_path):
     assert res["executor"]["steps"] >= 1 and res["executor"]["per_step_us"] > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["device"]["id"] == res["device"]["id"] and summary["device"]["features"]
+    assert list(summary) == [k for k in res if k != "report_check"]  # one TuneResult, written and printed
     html = (out / "report.html").read_text()
     assert "mnist_cnn" in html and html.count("data:image/png;base64,") >= 4
     assert html.count('class="verdict"') == 1 and "executor&#x27;s own work" in html

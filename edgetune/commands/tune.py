@@ -1,8 +1,13 @@
-"""`edgetune tune [MODEL]`: the main job (profile, search, measure, report)."""
+"""`edgetune tune [MODEL]`: the main job, glued from its parts: profile (commands/profile.py), the
+loop (planning/loop.py: space, search, candidates, side-by-side measurement, plan.json), then the
+report (report/html.py) and summary.json, then the report's check in a browser."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -10,6 +15,12 @@ from rich.table import Table
 from edgetune.commands import checks
 from edgetune.commands.profile import add_db_arguments, check_db_arguments, run_profile, thread_counts
 from edgetune.errors import EdgetuneError
+from edgetune.planning.loop import tune
+from edgetune.planning.results import TuneConfig
+from edgetune.report.browser import check_page, find_browser
+from edgetune.report.html import write_report
+from edgetune.search import STRATEGIES, strategy_help
+from edgetune.search.objective import OBJECTIVES
 from edgetune.user_model import DEFAULT_MODEL, add_model_arguments, open_model_args
 
 PRECISIONS = ("fp32", "fp16w", "int8")
@@ -19,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"zoo name or .onnx path (default {DEFAULT_MODEL})")
     add_model_arguments(p)
     p.add_argument("--out", help="output folder (default runs/<model>-<time>)")
-    p.add_argument("--strategy", default="qlearning", help="qlearning (default), exact, greedy, random, anneal, optuna")
+    p.add_argument("--strategy", default="qlearning", help=strategy_help("qlearning"))
     p.add_argument("--budget", type=int, default=1000, help="plan evaluations for the strategy (default 1000)")
     p.add_argument("--objective", default="latency", help="latency (default) or memory")
     p.add_argument("--max-memory", type=int, default=None, help="with latency: plans must fit in BYTES")
@@ -33,11 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_db_arguments(p)
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from edgetune.planning.loop import TuneConfig
-    from edgetune.search import STRATEGIES
-    from edgetune.search.objective import OBJECTIVES
+def default_out_dir(model: str) -> Path:
+    """runs/<model>-<time>: a new folder per run, so no run overwrites another's report."""
+    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
+
+def _config(args: argparse.Namespace) -> TuneConfig:
     if args.strategy not in STRATEGIES:
         raise EdgetuneError(f"unknown strategy {args.strategy!r} (valid: {', '.join(sorted(STRATEGIES))})")
     if args.objective not in OBJECTIVES:
@@ -61,8 +73,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
-    from edgetune.planning.loop import default_out_dir, tune
-
+    """Profile what the DB lacks, run the loop, write report.html and summary.json, check the report."""
     cfg = _config(args)
     if args.out:
         checks.output_dir(args.out, "--out")
@@ -71,22 +82,18 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     db, summary = run_profile(src.graph, args)
     if summary.new_measurements == 0:
         args.console.print("profile: nothing new to measure, every cost came from the database")
-    from edgetune.runtime.plan import batch_of
-
-    result = tune(src, cfg, out, db, summary, args.console)
-    result.setdefault("batch", batch_of(src.graph))
-    if not args.no_screenshot:
-        result["report_check"] = _check_report(result.get("report"), args.console)
-    return result
+    result, report = tune(src, cfg, out, db, summary, args.console)
+    result.report = str(write_report(report, out))
+    printed = result.to_dict()
+    (out / "summary.json").write_text(json.dumps(printed, indent=1, default=str))
+    if not args.no_screenshot:  # the check is of the written report: printed, not in summary.json
+        printed["report_check"] = _check_report(result.report, args.console)
+    return printed
 
 
 def _check_report(report: str | None, console: Any) -> dict[str, Any] | None:
     """Open the report in headless Chromium when one is installed: warn about console errors or broken
     images, and save a full-page screenshot (report.png) beside it. Best effort: never fails the run."""
-    from pathlib import Path
-
-    from edgetune.report.browser import check_page, find_browser
-
     if not report or find_browser() is None:
         return None
     try:

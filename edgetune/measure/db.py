@@ -158,7 +158,7 @@ def _shape_from_key(key: str) -> tuple[int, ...]:
 
 def default_db_path() -> Path:
     """The per-user cache location: <user cache dir>/edgetune/profile.sqlite."""
-    import platformdirs
+    import platformdirs  # loaded on demand: only the default path needs it
 
     return Path(platformdirs.user_cache_dir("edgetune")) / "profile.sqlite"
 

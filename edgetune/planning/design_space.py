@@ -4,8 +4,22 @@ Per node, one option per (verified primitive, thread count) measured in the DB. 
 matrix of conversion costs between the producer's output format and the consumer's input format (the
 sum of the measured converters on that tensor). Per topologically adjacent pair of nodes, the measured
 gain of running both in one ONNX Runtime session when both options are fusable ORT at the same thread
-count (the executor merges such runs; see kernels/segments.py). Conversions the graph's inputs and
-outputs need (to and from NCHW fp32) are added to the option that needs them.
+count (the executor merges such runs; see kernels/segments.py), and the measured cost of switching
+thread pools. Conversions the graph's inputs and outputs need (to and from NCHW fp32) are added to the
+option that needs them.
+
+Memory, per option (what the search's memory objective, the memory limit and the Pareto front count):
+where the profiler measured the kernel's memory (`NodeRecord.resident_bytes`/`transient_bytes`, from
+edgetune.runtime.kernel_memory), the option keeps its measured resident bytes (at least its reported
+weights: RSS cannot see weights aliased with the graph's arrays) and its scratch is its measured
+transient peak, the same rule as `Executor.memory()`; where the DB has no measured memory, the
+kernel's own report: its weights kept, its workspace as scratch. A plan's memory is the sum of what
+its options keep plus the largest scratch (`DesignSpace.plan_memory`).
+
+Built once, viewed per precision set: `measure_space` reads the DB once for every precision a run
+needs (the search's and fp16 weights for the Pareto front) and `MeasuredSpace.view(precisions)`
+assembles the DesignSpace for a subset without reading the DB again, equal to what a build for that
+subset alone would give (same options in the same order, same costs, same edges).
 
 Approximation, stated: a value read by several consumers in the same foreign format is converted once
 by the executor but charged once per edge here; the end-to-end measurement of the best plans corrects
@@ -15,7 +29,7 @@ what this misprices.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,12 +37,13 @@ from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import FP32, Format
 from edgetune.kernels.registry import converter_route
 from edgetune.kernels.segments import fuses, pair_key
-from edgetune.measure.db import ProfileDB, node_signature
+from edgetune.measure.db import NodeRecord, ProfileDB, node_signature
 from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives
 from edgetune.measure.switching import pool, switch_key
 from edgetune.search.space import DesignSpace, Option
 
 INFEASIBLE_MS = 1e6  # an edge whose formats cannot be converted: never chosen by a sane search
+FALLBACK_MS = 1.0  # the reference kernel's time when even it was not measured
 
 
 @dataclass
@@ -37,6 +52,192 @@ class SpaceInfo:
 
     fallbacks: list[str]  # nodes with no measured verified primitive: run by the reference kernel
     unmeasured: list[str]  # converters missing from the DB (priced as infeasible)
+
+
+@dataclass
+class _EdgeTable:
+    """The costs on one (producer i, consumer j) edge over every option of both nodes, each node's
+    reference fallback included as its last row/column, so that any view can slice its own matrix."""
+
+    cost: np.ndarray  # ms, (options of i + 1) x (options of j + 1)
+    data: bool  # j reads a value i produces: the edge exists in every view
+    measured: np.ndarray  # bool: a pair-session gain or a nonzero pool switch was found for the entry
+    missing: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # converters absent from the DB
+
+    def exists_for(self, rows: list[int], cols: list[int]) -> bool:
+        """Whether a view keeping these options has this edge (a non-data edge only carries gains and
+        switches, and only where one was found among the kept options)."""
+        return self.data or bool(self.measured[np.ix_(rows, cols)].any())
+
+
+@dataclass
+class MeasuredSpace:
+    """Every option of every node measured in the DB for the precisions asked, with every cost between
+    them, read from the DB once; `view(precisions)` gives the search's DesignSpace for a subset."""
+
+    nodes: list[str]
+    options: list[list[Option]]  # per node, the measured options (the reference fallback excluded)
+    fallbacks: list[Option]  # per node, the reference kernel's option, used when no option is allowed
+    boundary_missing: list[list[list[str]]]  # per node, per option (fallback last), missing converters
+    edges: dict[tuple[int, int], _EdgeTable]
+    dispatch_ms_per_step: float
+
+    def kept(self, i: int, precisions: set[str]) -> list[int]:
+        """Indices of node i's allowed options; [fallback index] when none is allowed."""
+        keep = [k for k, o in enumerate(self.options[i]) if o.precision in precisions]
+        return keep or [len(self.options[i])]
+
+    def view(self, precisions: Iterable[str]) -> tuple[DesignSpace, SpaceInfo]:
+        """The DesignSpace over the options of these precisions (the reference kernel where a node has
+        none), and what it had to fall back on."""
+        wanted = set(precisions)
+        keep = [self.kept(i, wanted) for i in range(len(self.nodes))]
+        every = [[*opts, fb] for opts, fb in zip(self.options, self.fallbacks, strict=True)]
+        options = [[every[i][k] for k in ks] for i, ks in enumerate(keep)]
+        fallbacks = [n for i, n in enumerate(self.nodes) if keep[i] == [len(self.options[i])]]
+        missing = [m for i, ks in enumerate(keep) for k in ks for m in self.boundary_missing[i][k]]
+        pairs, mats = [], []
+        for (i, j), table in sorted(self.edges.items()):
+            if not table.exists_for(keep[i], keep[j]):
+                continue
+            pairs.append((i, j))
+            mats.append(table.cost[np.ix_(keep[i], keep[j])])
+            missing += [m for a in keep[i] for b in keep[j] for m in table.missing.get((a, b), ())]
+        space = DesignSpace(nodes=list(self.nodes), options=options, edges=pairs, edge_cost=mats,
+                            dispatch_ms_per_step=self.dispatch_ms_per_step)
+        return space, SpaceInfo(fallbacks, sorted(set(missing)))
+
+
+def build_space(graph: Graph, db: ProfileDB, threads: Iterable[int], precisions: Iterable[str] = ("fp32",)
+                ) -> tuple[DesignSpace, SpaceInfo]:
+    """The DesignSpace of `graph` over the options of `precisions` measured in `db` (one view of one build)."""
+    precisions = set(precisions)
+    return measure_space(graph, db, threads, precisions).view(precisions)
+
+
+def measure_space(graph: Graph, db: ProfileDB, threads: Iterable[int], precisions: Iterable[str]) -> MeasuredSpace:
+    """Read everything the DB holds about running `graph` at these thread counts and precisions."""
+    threads, precisions = sorted(set(threads)), set(precisions)
+    sigs = {n.name: node_signature(n, graph) for n in graph.nodes}
+    options, fallbacks, boundary_missing = [], [], []
+    for node in graph.nodes:
+        opts = _node_options(node, graph, db, sigs[node.name], threads, precisions)
+        fallback = _fallback_option(node, graph, db, sigs[node.name])
+        boundary_missing.append([_add_boundary_conversions(o, node, graph, db) for o in [*opts, fallback]])
+        options.append(opts)
+        fallbacks.append(fallback)
+    every = [[*opts, fb] for opts, fb in zip(options, fallbacks, strict=True)]
+    edges = _data_edges(graph, db, every)
+    for i, (a_node, b_node) in enumerate(zip(graph.nodes, graph.nodes[1:], strict=False)):
+        key = pair_key(graph, a_node, b_node, sigs[a_node.name], sigs[b_node.name])
+        _add_neighbour_costs(edges, i, db, key, every[i], every[i + 1])
+    disp = db.get_converter(DISPATCH_KEY, (), 1)
+    return MeasuredSpace(nodes=[n.name for n in graph.nodes], options=options, fallbacks=fallbacks,
+                         boundary_missing=boundary_missing, edges=edges,
+                         dispatch_ms_per_step=disp.median_ms if disp else 0.0)
+
+
+def option_memory(rec: NodeRecord) -> tuple[int, int]:
+    """(bytes the option keeps resident, its scratch bytes at the peak of one call).
+
+    Measured where the profiler measured the kernel (resident at least the reported weights, since RSS
+    cannot see weights the kernel aliases with the graph's arrays; scratch its measured transient peak),
+    else the kernel's own report (weights, workspace): the rule `Executor.memory()` plans with."""
+    if rec.resident_bytes is None:
+        return int(rec.weight_bytes), int(rec.workspace_bytes)
+    return max(int(rec.resident_bytes), int(rec.weight_bytes)), int(rec.transient_bytes or 0)
+
+
+def _node_options(node: Node, graph: Graph, db: ProfileDB, sig: str, threads: list[int],
+                  precisions: set[str]) -> list[Option]:
+    """One option per verified primitive of an allowed precision and thread count the DB has a time for."""
+    opts = []
+    for prim in candidate_primitives(node, graph):
+        if prim.precision not in precisions:
+            continue
+        ver = db.get_verification(sig, prim.name)
+        if ver is None or not ver.ok:
+            continue
+        for t in threads:
+            rec = db.get_node(sig, prim.name, t)
+            if rec is None:
+                continue
+            kept, scratch = option_memory(rec)
+            opts.append(Option(
+                key=f"{prim.name}@{t}", time_ms=rec.median_ms, weight_bytes=kept, workspace_bytes=scratch,
+                out_format=prim.output_format(node, graph).key,
+                in_formats=[f.key for f in prim.input_formats(node, graph)], precision=prim.precision,
+                meta={"primitive": prim.name, "threads": t, "library": prim.library, "disturbed": rec.disturbed,
+                      "spread": rec.spread, "memory_measured": rec.resident_bytes is not None},
+            ))
+    return opts
+
+
+def _fallback_option(node: Node, graph: Graph, db: ProfileDB, sig: str) -> Option:
+    """The reference kernel at one thread, in NCHW fp32: what a node runs on when no verified primitive
+    of an allowed precision was measured (its own time when the DB has it)."""
+    prim = f"ref.{node.op.lower()}"
+    rec = db.get_node(sig, prim, 1)
+    kept, scratch = option_memory(rec) if rec else (0, 0)
+    return Option(key=f"{prim}@1", time_ms=rec.median_ms if rec else FALLBACK_MS, weight_bytes=kept,
+                  workspace_bytes=scratch, out_format=FP32.key,
+                  in_formats=[FP32.key] * len(graph.dynamic_inputs(node)),
+                  meta={"primitive": prim, "threads": 1, "library": "numpy-reference", "fallback": True})
+
+
+def _add_boundary_conversions(o: Option, node: Node, graph: Graph, db: ProfileDB) -> list[str]:
+    """Charge `o` the conversions from the graph's inputs and to its outputs (NCHW fp32) that it needs;
+    returns the converters missing from the DB."""
+    missing: list[str] = []
+    fmts = [Format(*_parse(k)) for k in o.in_formats]
+    for value, fmt in zip(graph.dynamic_inputs(node), fmts, strict=False):
+        if value in graph.inputs:
+            o.time_ms += _conversion_ms(db, FP32, fmt, graph.shape(value), missing)
+    for out in node.outputs:
+        if out in graph.outputs:
+            o.time_ms += _conversion_ms(db, Format(*_parse(o.out_format)), FP32, graph.shape(out), missing)
+    return missing
+
+
+def _data_edges(graph: Graph, db: ProfileDB, every: list[list[Option]]) -> dict[tuple[int, int], _EdgeTable]:
+    """Per (producer, consumer) pair of nodes, the converters' cost between every pair of their options."""
+    index = {n.name: i for i, n in enumerate(graph.nodes)}
+    producer = {o: index[n.name] for n in graph.nodes for o in n.outputs}
+    edges: dict[tuple[int, int], _EdgeTable] = {}
+    for j, node in enumerate(graph.nodes):
+        for value in dict.fromkeys(graph.dynamic_inputs(node)):
+            if value not in producer:
+                continue
+            i = producer[value]
+            shape = graph.shape(value)
+            shape_ij = (len(every[i]), len(every[j]))
+            table = edges.setdefault((i, j), _EdgeTable(np.zeros(shape_ij), True, np.zeros(shape_ij, bool)))
+            pos = graph.dynamic_inputs(node).index(value)
+            for a, oa in enumerate(every[i]):
+                for b, ob in enumerate(every[j]):
+                    want = ob.in_formats[pos] if pos < len(ob.in_formats) else FP32.key
+                    if want != oa.out_format:
+                        missing: list[str] = []
+                        table.cost[a, b] += _conversion_ms(db, Format(*_parse(oa.out_format)), Format(*_parse(want)),
+                                                           shape, missing)
+                        if missing:
+                            table.missing.setdefault((a, b), []).extend(missing)
+    return edges
+
+
+def _add_neighbour_costs(edges: dict[tuple[int, int], _EdgeTable], i: int, db: ProfileDB, key: str,
+                         opts_a: list[Option], opts_b: list[Option]) -> None:
+    """Add the measured pair-session gains and pool-switch costs between nodes i and i + 1."""
+    gain, found = _pair_gains(db, key, opts_a, opts_b)
+    switch = _switch_costs(db, opts_a, opts_b)
+    for m, where in ((gain, found), (switch, switch != 0)):
+        if not where.any():
+            continue
+        table = edges.get((i, i + 1))
+        if table is None:
+            table = edges[(i, i + 1)] = _EdgeTable(np.zeros_like(m), False, np.zeros(m.shape, bool))
+        table.cost = table.cost + m
+        table.measured |= where
 
 
 def _conversion_ms(db: ProfileDB, src: Format, dst: Format, shape: tuple[int, ...], missing: list[str]) -> float:
@@ -53,93 +254,11 @@ def _conversion_ms(db: ProfileDB, src: Format, dst: Format, shape: tuple[int, ..
     return total
 
 
-def _node_options(node: Node, graph: Graph, db: ProfileDB, sig: str, threads: Iterable[int],
-                  precisions: set[str]) -> list[Option]:
-    opts = []
-    for prim in candidate_primitives(node, graph):
-        if prim.precision not in precisions:
-            continue
-        ver = db.get_verification(sig, prim.name)
-        if ver is None or not ver.ok:
-            continue
-        for t in threads:
-            rec = db.get_node(sig, prim.name, t)
-            if rec is None:
-                continue
-            opts.append(Option(
-                key=f"{prim.name}@{t}", time_ms=rec.median_ms, weight_bytes=rec.weight_bytes,
-                workspace_bytes=rec.workspace_bytes, out_format=prim.output_format(node, graph).key,
-                in_formats=[f.key for f in prim.input_formats(node, graph)], precision=prim.precision,
-                meta={"primitive": prim.name, "threads": t, "library": prim.library, "disturbed": rec.disturbed,
-                      "spread": rec.spread},
-            ))
-    return opts
-
-
-def build_space(graph: Graph, db: ProfileDB, threads: Iterable[int], precisions: Iterable[str] = ("fp32",)
-                ) -> tuple[DesignSpace, SpaceInfo]:
-    threads, precisions = sorted(set(threads)), set(precisions)
-    sigs = {n.name: node_signature(n, graph) for n in graph.nodes}
-    index = {n.name: i for i, n in enumerate(graph.nodes)}
-    producer = {o: index[n.name] for n in graph.nodes for o in n.outputs}
-    info = SpaceInfo([], [])
-    options: list[list[Option]] = []
-    for node in graph.nodes:
-        opts = _node_options(node, graph, db, sigs[node.name], threads, precisions)
-        if not opts:
-            info.fallbacks.append(node.name)
-            rec = db.get_node(sigs[node.name], f"ref.{node.op.lower()}", 1)
-            opts = [Option(key=f"ref.{node.op.lower()}@1", time_ms=rec.median_ms if rec else 1.0,
-                           meta={"primitive": f"ref.{node.op.lower()}", "threads": 1, "library": "numpy-reference",
-                                 "fallback": True})]
-        # conversions at the graph's boundary belong to the option that needs them
-        for o in opts:
-            fmts = [Format(*_parse(k)) for k in o.in_formats]
-            for value, fmt in zip(graph.dynamic_inputs(node), fmts, strict=False):
-                if value in graph.inputs:
-                    o.time_ms += _conversion_ms(db, FP32, fmt, graph.shape(value), info.unmeasured)
-            for out in node.outputs:
-                if out in graph.outputs:
-                    o.time_ms += _conversion_ms(db, Format(*_parse(o.out_format)), FP32, graph.shape(out),
-                                                info.unmeasured)
-        options.append(opts)
-
-    edges: dict[tuple[int, int], np.ndarray] = {}
-    for j, node in enumerate(graph.nodes):
-        for value in dict.fromkeys(graph.dynamic_inputs(node)):
-            if value not in producer:
-                continue
-            i = producer[value]
-            shape = graph.shape(value)
-            m = edges.setdefault((i, j), np.zeros((len(options[i]), len(options[j]))))
-            pos = graph.dynamic_inputs(node).index(value)
-            for a, oa in enumerate(options[i]):
-                for b, ob in enumerate(options[j]):
-                    want = ob.in_formats[pos] if pos < len(ob.in_formats) else FP32.key
-                    if want != oa.out_format:
-                        m[a, b] += _conversion_ms(db, Format(*_parse(oa.out_format)), Format(*_parse(want)), shape,
-                                                  info.unmeasured)
-    for i, (a_node, b_node) in enumerate(zip(graph.nodes, graph.nodes[1:], strict=False)):
-        key = pair_key(graph, a_node, b_node, sigs[a_node.name], sigs[b_node.name])
-        gain = _pair_gains(db, key, options[i], options[i + 1])
-        switch = _switch_costs(db, options[i], options[i + 1])
-        for m in (gain, switch):
-            if m is not None:
-                edges[(i, i + 1)] = edges.get((i, i + 1), np.zeros_like(m)) + m
-    disp = db.get_converter(DISPATCH_KEY, (), 1)
-    pairs = sorted(edges)
-    space = DesignSpace(
-        nodes=[n.name for n in graph.nodes], options=options, edges=pairs, edge_cost=[edges[e] for e in pairs],
-        dispatch_ms_per_step=disp.median_ms if disp else 0.0,
-    )
-    info.unmeasured = sorted(set(info.unmeasured))
-    return space, info
-
-
-def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Option]) -> np.ndarray | None:
-    """(pair session time - each alone) where both options are fusable ORT at the same thread count."""
+def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Option]) -> tuple[np.ndarray, np.ndarray]:
+    """(pair session time - each alone) where both options are fusable ORT at the same thread count, and
+    where such a pair time was found."""
     m = np.zeros((len(opts_a), len(opts_b)))
-    found = False
+    found = np.zeros(m.shape, bool)
     for a, oa in enumerate(opts_a):
         for b, ob in enumerate(opts_b):
             ta, tb = oa.meta.get("threads"), ob.meta.get("threads")
@@ -149,11 +268,11 @@ def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Opti
                     # one session can save at most the cheaper node's time: it still runs both; the bound
                     # keeps a noisy single-node measurement from turning into a huge "gain"
                     m[a, b] = max(rec.median_ms - oa.time_ms - ob.time_ms, -min(oa.time_ms, ob.time_ms))
-                    found = True
-    return m if found else None
+                    found[a, b] = True
+    return m, found
 
 
-def _switch_costs(db: ProfileDB, opts_a: list[Option], opts_b: list[Option]) -> np.ndarray | None:
+def _switch_costs(db: ProfileDB, opts_a: list[Option], opts_b: list[Option]) -> np.ndarray:
     """Measured thread-pool switch cost between consecutive steps whose (pool, threads) differ."""
     m = np.zeros((len(opts_a), len(opts_b)))
     cache: dict[str, float] = {}
@@ -168,7 +287,7 @@ def _switch_costs(db: ProfileDB, opts_a: list[Option], opts_b: list[Option]) -> 
                 rec = db.get_converter(key, (), 0)
                 cache[key] = rec.median_ms if rec else 0.0
             m[a, b] = cache[key]
-    return m if m.any() else None
+    return m
 
 
 def _parse(key: str) -> tuple[str, str]:

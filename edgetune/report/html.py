@@ -1,8 +1,9 @@
 """The HTML report: one self-contained page (inline CSS, figures as data URIs, no JavaScript) plus PNGs.
 
-A report must open offline, be mailed as one file and survive a partial run, so every section reads its
-data tolerantly and says "not available" when its part of the data is missing. All text that came from
-the data is escaped; only markup built here goes out raw.
+Drawn from `ReportData` (edgetune.planning.results), the typed data the tune loop builds. A report must
+open offline, be mailed as one file and survive a partial run, so every section reads its values
+tolerantly (None, NaN, empty lists) and says "not available" when its part of the data is missing. All
+text that came from the data is escaped; only markup built here goes out raw.
 """
 
 from __future__ import annotations
@@ -10,25 +11,13 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from edgetune.planning.results import ComparisonRow, ReportData
 from edgetune.report import plots
-from edgetune.report.fmt import (
-    DASH,
-    as_dict,
-    as_list,
-    count,
-    dicts,
-    mb,
-    ms,
-    num,
-    plain,
-    pos,
-    ratio,
-    sentence,
-    text,
-)
+from edgetune.report.fmt import DASH, as_dict, as_list, count, mb, ms, num, plain, pos, ratio, sentence, text
 
 FIGURE_FILES = ("comparison.png", "layers.png", "convergence.png", "pareto.png", "space.png")
 
@@ -108,28 +97,28 @@ class _Figures:
                 f"(Also saved as <code>{esc(filename)}</code>.)</figcaption></figure>")
 
 
-def _method(data: dict) -> dict[str, str]:
+def _method(data: ReportData) -> dict[str, str]:
     """The run's own description of how numbers were measured, over the defaults."""
-    given = {str(k): sentence(str(v)) for k, v in as_dict(data.get("method")).items() if v}
+    given = {k: sentence(str(v)) for k, v in asdict(data.method).items() if v}
     return {**DEFAULT_METHOD, **given}
 
 
-def _find(rows: list[dict], *needles: str) -> dict | None:
+def _find(rows: list[ComparisonRow], *needles: str) -> ComparisonRow | None:
     for r in rows:
-        name = str(r.get("variant") or "").lower()
+        name = str(r.variant or "").lower()
         if any(n in name for n in needles):
             return r
     return None
 
 
-def _header(data: dict) -> str:
-    device = as_dict(data.get("device"))
-    versions = as_dict(data.get("versions"))
-    threads = as_list(data.get("threads"))
+def _header(data: ReportData) -> str:
+    device = as_dict(data.device)
+    versions = as_dict(data.versions)
+    threads = list(data.threads)
     flags = as_list(device.get("flags"))
-    max_mem = num(data.get("max_memory"))
+    max_mem = num(data.max_memory)
     rows = [
-        ("created", text(data.get("created"))),
+        ("created", text(data.created)),
         ("CPU", text(device.get("cpu")) + (f" ({device['identity']})" if device.get("identity") else "")),
         ("cores", text(device.get("cores")) + (f", {device['smt_threads_per_core']} SMT threads per core"
                                               if num(device.get("smt_threads_per_core")) else "")),
@@ -138,34 +127,34 @@ def _header(data: dict) -> str:
         ("caches", ", ".join(f"{k} {(num(v) or 0) / 2**20:.2f} MiB"
                              for k, v in as_dict(device.get("caches")).items()) or DASH),
         ("fingerprint id", text(device.get("id"))),
-        ("objective", text(data.get("objective"))),
-        ("memory limit", f"{mb(max_mem)} MB" if max_mem is not None else "none" if "max_memory" in data else DASH),
+        ("objective", text(data.objective)),
+        ("memory limit", f"{mb(max_mem)} MB" if max_mem is not None else "none"),
         ("thread counts tried", ", ".join(map(str, threads)) if threads else DASH),
         ("library versions", ", ".join(f"{k} {v}" for k, v in versions.items()) if versions else DASH),
-        ("plan file", text(data.get("plan_path"))),
+        ("plan file", text(data.plan_path)),
     ]
     body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    return f"<h1>edgetune report: {esc(text(data.get('model')))}</h1><table>{body}</table>"
+    return f"<h1>edgetune report: {esc(text(data.model))}</h1><table>{body}</table>"
 
 
-def _summary(data: dict) -> str:
-    rows = dicts(data.get("comparison"))
+def _summary(data: ReportData) -> str:
+    rows = list(data.comparison)
     plan = _find(rows, "edgetune", "plan") or (rows[0] if rows else None)
     blas = _find(rows, "blas")
     ort = _find(rows, "onnxruntime", "onnx runtime", "ort")
     parts = ['<div class="summary"><h2 style="margin-top:0;border:0">Summary</h2>']
-    if plan is None or pos(plan.get("median_ms")) is None:
+    if plan is None or pos(plan.median_ms) is None:
         parts.append(_na("End-to-end comparison of the tuned plan"))
     else:
-        p = pos(plan.get("median_ms"))
-        chosen = next((c for c in dicts(data.get("candidates")) if c.get("chosen")), {})
-        predicted = pos(chosen.get("predicted_ms"))
+        p = pos(plan.median_ms)
+        chosen = next((c for c in data.candidates if c.chosen), None)
+        predicted = pos(chosen.predicted_ms) if chosen else None
         pred_text = f", predicted {ms(predicted)} ms" if predicted is not None else ""
         parts.append(f'<p class="big">Tuned plan: {esc(ms(p))} ms measured median per inference '
-                     f"(p10–p90 {esc(ms(plan.get('p10_ms')))}–{esc(ms(plan.get('p90_ms')))} ms{esc(pred_text)}), "
+                     f"(p10–p90 {esc(ms(plan.p10_ms))}–{esc(ms(plan.p90_ms))} ms{esc(pred_text)}), "
                      f"memory {esc(_memory(plan))}</p>")
         for label, row in (("BLAS fp32 baseline", blas), ("ONNX Runtime fp32", ort)):
-            b = pos(row.get("median_ms")) if row else None
+            b = pos(row.median_ms) if row else None
             if row is None or b is None or row is plan:
                 parts.append(f'<p class="na">{esc(label)}: not available.</p>')
                 continue
@@ -174,13 +163,13 @@ def _summary(data: dict) -> str:
             shown = faster if faster >= 1 else 1 / faster
             parts.append(f"<p>{esc(label)}: {esc(ms(b))} ms measured, memory {esc(_memory(row))} "
                          f"— the tuned plan is <b>{esc(ratio(shown))} {word}</b>.</p>")
-    statement = as_dict(data.get("verdict")).get("statement")
+    statement = as_dict(data.verdict).get("statement")
     if statement:
         parts.append(f'<p class="verdict"><b>{esc(text(statement))}</b></p>')
-    opt = pos(data.get("optimum_ms"))
+    opt = pos(data.optimum_ms)
     if opt is not None:
-        exact = next((c for c in dicts(data.get("candidates")) if str(c.get("name", "")).startswith("exact")), {})
-        measured = pos(exact.get("measured_ms"))
+        exact = next((c for c in data.candidates if str(c.name).startswith("exact")), None)
+        measured = pos(exact.measured_ms) if exact else None
         tail = (f"; that plan measured {ms(measured)} ms end to end" if measured is not None
                 else "; that plan was not measured end to end")
         parts.append(f"<p>Optimum predicted by the cost model: {esc(ms(opt))} ms{esc(tail)} (predictions sum "
@@ -189,14 +178,14 @@ def _summary(data: dict) -> str:
     return "".join(parts)
 
 
-def _memory(row: dict) -> str:
+def _memory(row: ComparisonRow) -> str:
     """A memory figure with what it counts: "24.5 MB planned total" or "4.9 MB weights only"."""
-    kind = row.get("memory_kind")
-    return f"{mb(row.get('memory_bytes'))} MB" + (f" {kind}" if kind else "")
+    kind = row.memory_kind
+    return f"{mb(row.memory_bytes)} MB" + (f" {kind}" if kind else "")
 
 
-def _comparison(data: dict, figs: _Figures, method: dict[str, str]) -> str:
-    rows = dicts(data.get("comparison"))
+def _comparison(data: ReportData, figs: _Figures, method: dict[str, str]) -> str:
+    rows = list(data.comparison)
     out = ["<h2>End-to-end comparison</h2>"]
     if not rows:
         return out[0] + _na("End-to-end comparison")
@@ -204,16 +193,15 @@ def _comparison(data: dict, figs: _Figures, method: dict[str, str]) -> str:
                "percentile of the repeated runs; labels give the median and the speed-up over the BLAS fp32 "
                f"baseline (its median divided by the variant's). {method['comparison']} {method['timing']}")
     out.append(figs.embed(plots.comparison_figure(rows), "comparison.png", "end-to-end latency bar chart", caption))
-    table = [[r.get("variant") or DASH, ms(r.get("median_ms")),
-              f"{ms(r.get('p10_ms'))}–{ms(r.get('p90_ms'))}", mb(r.get("memory_bytes")),
-              text(r.get("memory_kind")), ratio(r.get("speedup_vs_blas")), text(r.get("note"))] for r in rows]
+    table = [[r.variant or DASH, ms(r.median_ms), f"{ms(r.p10_ms)}–{ms(r.p90_ms)}", mb(r.memory_bytes),
+              text(r.memory_kind), ratio(r.speedup_vs_blas), text(r.note)] for r in rows]
     out.append(_table(["variant", "median (ms)", "p10–p90 (ms)", "memory (MB)", "memory counts",
                        "speed-up vs BLAS", "note"], table, numeric={1, 2, 3, 5}))
     return "".join(out)
 
 
-def _layers(data: dict, figs: _Figures, method: dict[str, str]) -> str:
-    layers = dicts(data.get("layers"))
+def _layers(data: ReportData, figs: _Figures, method: dict[str, str]) -> str:
+    layers = list(data.layers)
     out = ["<h2>Per-layer options</h2>"]
     if not layers:
         return out[0] + _na("Per-layer measurements")
@@ -224,15 +212,15 @@ def _layers(data: dict, figs: _Figures, method: dict[str, str]) -> str:
     out.append(figs.embed(plots.layers_figure(layers), "layers.png", "per-layer option times", caption))
     rows = []
     for layer in layers:
-        options = [(o, pos(o.get("time_ms"))) for o in dicts(layer.get("options"))]
+        options = [(o, pos(o.time_ms)) for o in layer.options]
         timed = [(o, t) for o, t in options if t is not None]
         best = min(timed, key=lambda ot: ot[1]) if timed else None
-        chosen_key = layer.get("chosen")
-        chosen_ms = layer.get("chosen_ms")
+        chosen_key = layer.chosen
+        chosen_ms = layer.chosen_ms
         if num(chosen_ms) is None:
-            chosen_ms = next((t for o, t in options if o.get("key") == chosen_key), None)
-        rows.append([layer.get("node") or DASH, layer.get("op") or DASH, chosen_key or DASH, ms(chosen_ms),
-                     best[0].get("key") or DASH if best else DASH, ms(best[1]) if best else DASH,
+            chosen_ms = next((t for o, t in options if o.key == chosen_key), None)
+        rows.append([layer.node or DASH, layer.op or DASH, chosen_key or DASH, ms(chosen_ms),
+                     best[0].key or DASH if best else DASH, ms(best[1]) if best else DASH,
                      count(len(options))])
     out.append('<div class="scroll">')
     out.append(_table(["node", "op", "chosen", "chosen (ms)", "fastest alone", "fastest (ms)", "options"],
@@ -241,12 +229,12 @@ def _layers(data: dict, figs: _Figures, method: dict[str, str]) -> str:
     return "".join(out)
 
 
-def _search(data: dict, figs: _Figures, method: dict[str, str]) -> str:
-    strategies = {str(k): as_dict(v) for k, v in as_dict(data.get("strategies")).items()}
+def _search(data: ReportData, figs: _Figures, method: dict[str, str]) -> str:
+    strategies = dict(data.strategies)
     out = ["<h2>Search</h2>"]
     if not strategies:
         return out[0] + _na("Search results")
-    opt = pos(data.get("optimum_ms"))
+    opt = pos(data.optimum_ms)
     caption = ("Best predicted end-to-end latency found so far by each strategy against the number of plans it "
                "had evaluated with the cost model (log axis); the dashed line is the exact optimum when it was "
                f"computed. Predicted, not measured, latencies. {method['search']}")
@@ -254,90 +242,89 @@ def _search(data: dict, figs: _Figures, method: dict[str, str]) -> str:
                           caption) or _na("Convergence traces"))
     rows = []
     for name, s in strategies.items():
-        best = pos(s.get("best_ms"))
-        hp = as_dict(s.get("hyperparameters"))
+        best = pos(s.best_ms)
+        hp = as_dict(s.hyperparameters)
         rows.append([name, ms(best), ratio(best / opt) if best is not None and opt is not None else DASH,
-                     count(s.get("evaluations")), ms(s.get("seconds")),
+                     count(s.evaluations), ms(s.seconds),
                      ", ".join(f"{k}={plain(v)}" for k, v in hp.items()) or DASH])
     out.append(_table(["strategy", "best predicted (ms)", "ratio to optimum", "evaluations", "search time (s)",
                        "hyper-parameters"], rows, numeric={1, 2, 3, 4}))
     return "".join(out)
 
 
-def _pareto(data: dict, figs: _Figures, method: dict[str, str]) -> str:
+def _pareto(data: ReportData, figs: _Figures, method: dict[str, str]) -> str:
     head = "<h2>Latency–memory trade-off</h2>"
-    points = dicts(data.get("pareto"))
+    points = list(data.pareto)
     star = ("the star is the plan that was picked for the objective and memory limit of this run"
-            if any(p.get("chosen") for p in points) else
+            if any(p.chosen for p in points) else
             "the plan picked by measurement is not on this front, so no point is starred")
     caption = (f"Each dot is a plan that no other plan beats in both predicted latency and memory; {star}. "
-               "Latency is predicted by the cost model; memory is the search's model (weights + the largest "
-               "kernel workspace, no activation arena), so it is below the planned totals of the comparison "
-               f"table. {method['memory']}")
+               "Latency is predicted by the cost model; memory is the search's model (what the kernels keep "
+               "resident + the largest scratch of one kernel call, no activation arena), so it is below the "
+               f"planned totals of the comparison table. {method['memory']}")
     fig = plots.pareto_figure(points)
     return head + (figs.embed(fig, "pareto.png", "Pareto front", caption) if fig else _na("Pareto front"))
 
 
-def _candidates(data: dict, method: dict[str, str]) -> str:
+def _candidates(data: ReportData, method: dict[str, str]) -> str:
     out = ["<h2>Candidate plans, predicted vs measured</h2>"]
-    rows = dicts(data.get("candidates"))
+    rows = list(data.candidates)
     if not rows:
         return out[0] + _na("Candidate measurements")
     table = []
     for r in rows:
-        pred, meas = pos(r.get("predicted_ms")), pos(r.get("measured_ms"))
+        pred, meas = pos(r.predicted_ms), pos(r.measured_ms)
         err = f"{(meas - pred) / pred * 100:+.1f}" if pred is not None and meas is not None else DASH
-        rel = num(r.get("max_rel_error"))
-        table.append([r.get("name") or DASH, ms(pred), ms(meas), f"{ms(r.get('p10_ms'))}–{ms(r.get('p90_ms'))}",
-                      err, mb(r.get("memory_bytes")), f"{rel:.1e}" if rel is not None else DASH,
-                      "yes" if r.get("chosen") else "", text(r.get("note"))])
+        rel = num(r.max_rel_error)
+        table.append([r.name or DASH, ms(pred), ms(meas), f"{ms(r.p10_ms)}–{ms(r.p90_ms)}",
+                      err, mb(r.memory_bytes), f"{rel:.1e}" if rel is not None else DASH,
+                      "yes" if r.chosen else "", text(r.note)])
     out.append(_table(["plan", "predicted (ms)", "measured (ms)", "p10–p90 (ms)", "error (%)", "memory (MB)",
                        "max rel. error", "chosen", "note"], table, numeric={1, 2, 3, 4, 5, 6},
-                      chosen=[bool(r.get("chosen")) for r in rows]))
+                      chosen=[bool(r.chosen) for r in rows]))
     out.append(f'<p class="caption">Each candidate plan was run end to end; error is (measured − predicted) / '
                f"predicted. Max rel. error compares its outputs with the reference executor. "
                f"{esc(method['timing'])}</p>")
     return "".join(out)
 
 
-def _space(data: dict, figs: _Figures) -> str:
+def _space(data: ReportData, figs: _Figures) -> str:
     out = ["<h2>Design space</h2>"]
-    space = as_dict(data.get("space"))
-    if not space:
+    space = data.space
+    if space is None:
         return out[0] + _na("Design-space description")
-    size = num(space.get("log10_size"))
+    size = num(space.log10_size)
     out.append(_table(["nodes", "edges", "plans"],
-                      [[count(space.get("nodes")), count(space.get("edges")),
+                      [[count(space.nodes), count(space.edges),
                         Raw(f"10<sup>{esc(f'{size:.1f}')}</sup>") if size is not None else DASH]],
                       numeric={0, 1, 2}))
     caption = ("Number of options (verified primitive × thread count) available to each node; the design space "
                "holds the product of these counts as possible plans.")
     out.append(figs.embed(plots.space_figure(space), "space.png", "options per node histogram", caption)
                or _na("Options-per-node histogram"))
-    for key, label in (("fallbacks", "Nodes with only the reference kernel"),
-                       ("unmeasured", "Nodes without measurements")):
-        names = as_list(space.get(key))
+    for names, label in ((space.fallbacks, "Nodes with only the reference kernel"),
+                         (space.unmeasured, "Nodes without measurements")):
         if names:
             items = "".join(f"<li><code>{esc(n)}</code></li>" for n in names)
             out.append(f"<p>{esc(label)} ({len(names)}):</p><ul>{items}</ul>")
     return "".join(out)
 
 
-def _profile(data: dict) -> str:
+def _profile(data: ReportData) -> str:
     head = "<h2>Profiling</h2>"
-    prof = as_dict(data.get("profile"))
-    if not prof:
+    prof = data.profile
+    if prof is None:
         return head + _na("Profiling summary")
-    rows = [["new measurements", count(prof.get("new_measurements"))],
-            ["reused from the profile database", count(prof.get("cached"))],
-            ["profiling time (s)", ms(prof.get("seconds"))],
-            ["profile database", text(prof.get("db"))]]
+    rows = [["new measurements", count(prof.new_measurements)],
+            ["reused from the profile database", count(prof.cached)],
+            ["profiling time (s)", ms(prof.seconds)],
+            ["profile database", text(data.profile_db)]]
     return head + _table(["quantity", "value"], rows)
 
 
-def _notes(data: dict) -> str:
+def _notes(data: ReportData) -> str:
     head = "<h2>Notes</h2>"
-    notes = [n for n in as_list(data.get("notes")) if n not in (None, "")]
+    notes = [n for n in data.notes if n not in (None, "")]
     if not notes:
         return head + '<p class="na">No notes.</p>'
     return head + "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
@@ -357,9 +344,8 @@ def _how_to_read(method: dict[str, str]) -> str:
     return f"<h2>How to read this report</h2><dl>{body}</dl>"
 
 
-def render_html(data: dict, out_dir: Path) -> tuple[str, list[Path]]:
+def render_html(data: ReportData, out_dir: Path) -> tuple[str, list[Path]]:
     """The page's HTML and the PNG files written to `out_dir` for it."""
-    data = as_dict(data)
     figs = _Figures(out_dir)
     method = _method(data)
     sections = [
@@ -367,13 +353,13 @@ def render_html(data: dict, out_dir: Path) -> tuple[str, list[Path]]:
         _search(data, figs, method), _pareto(data, figs, method), _candidates(data, method), _space(data, figs),
         _profile(data), _notes(data), _how_to_read(method),
     ]
-    title = f"edgetune report: {text(data.get('model'))}"
+    title = f"edgetune report: {text(data.model)}"
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f"<style>{CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
     return page, figs.written
 
 
-def write_report(data: dict, out_dir: Path) -> Path:
+def write_report(data: ReportData, out_dir: Path) -> Path:
     """Write `out_dir/report.html` (self-contained) and one PNG per figure; return the HTML path.
 
     Figure files left from an earlier report in the same folder are removed when this run has no data

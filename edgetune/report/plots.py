@@ -1,25 +1,23 @@
 """The report's figures, drawn headless with matplotlib's Agg renderer.
 
-Each `*_figure` function takes the relevant part of the tuner's report data and returns a Figure, or
-None when there is nothing to draw, so the HTML can say "not available" instead of showing an empty
-axis. Figures are built with the object API on an explicit Agg canvas rather than pyplot: that needs no
-display, keeps no global figure list (no leaks across many reports), and never switches the backend of a
-caller that has pyplot open interactively.
+Each `*_figure` function takes the relevant part of the tuner's report data (`ReportData`'s typed rows)
+and returns a Figure, or None when there is nothing to draw, so the HTML can say "not available"
+instead of showing an empty axis. Figures are built with the object API on an explicit Agg canvas
+rather than pyplot: that needs no display, keeps no global figure list (no leaks across many reports),
+and never switches the backend of a caller that has pyplot open interactively.
 """
 
 from __future__ import annotations
 
+import functools
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from edgetune.planning.results import ComparisonRow, LayerRow, ParetoPoint, SpaceSummary, StrategyRun
+from edgetune.report.fmt import as_list, library_of, ms, num, pos
 
-matplotlib.use("Agg")  # headless: no display is ever needed (pyplot itself is not imported here)
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from edgetune.report.fmt import as_dict, as_list, dicts, library_of, ms, num, pos  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 110
 MAX_INCHES = 500  # Agg refuses images over 2^16 px; 500 in at 110 dpi stays below that
@@ -27,10 +25,24 @@ PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
            "tab:cyan", "black"]
 
 
+@functools.cache
+def _matplotlib() -> tuple[Any, Any]:
+    """matplotlib's Figure and Agg canvas classes, loaded on the first figure: importing matplotlib takes
+    about a second, and every edgetune command imports this module (through commands/tune.py)."""
+    import matplotlib  # heavy third-party library, loaded on demand
+
+    matplotlib.use("Agg")  # headless: no display is ever needed (pyplot itself is not imported here)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # with matplotlib, on demand
+    from matplotlib.figure import Figure  # with matplotlib, on demand
+
+    return Figure, FigureCanvasAgg
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A Figure on its own Agg canvas, independent of pyplot state."""
-    fig = Figure(figsize=(width, min(height, MAX_INCHES)))
-    FigureCanvasAgg(fig)
+    figure, canvas = _matplotlib()
+    fig = figure(figsize=(width, min(height, MAX_INCHES)))
+    canvas(fig)
     return fig
 
 
@@ -51,15 +63,15 @@ def _short(name: str, width: int = 36) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1):]
 
 
-def comparison_figure(rows: list[dict]) -> Figure | None:
+def comparison_figure(rows: list[ComparisonRow]) -> Figure | None:
     """Median end-to-end latency per variant with its p10–p90 spread and speed-up vs the BLAS baseline."""
-    rows = [r for r in dicts(rows) if pos(r.get("median_ms")) is not None]
+    rows = [r for r in rows if pos(r.median_ms) is not None]
     if not rows:
         return None
-    names = [str(r.get("variant") or f"variant {i + 1}") for i, r in enumerate(rows)]
-    med = [pos(r.get("median_ms")) or 0.0 for r in rows]
-    lo = [max(0.0, m - (pos(r.get("p10_ms")) or m)) for m, r in zip(med, rows, strict=True)]
-    hi = [max(0.0, (pos(r.get("p90_ms")) or m) - m) for m, r in zip(med, rows, strict=True)]
+    names = [str(r.variant or f"variant {i + 1}") for i, r in enumerate(rows)]
+    med = [pos(r.median_ms) or 0.0 for r in rows]
+    lo = [max(0.0, m - (pos(r.p10_ms) or m)) for m, r in zip(med, rows, strict=True)]
+    hi = [max(0.0, (pos(r.p90_ms) or m) - m) for m, r in zip(med, rows, strict=True)]
     fig = new_figure(8, 1.2 + 0.55 * len(rows))
     ax = fig.add_subplot()
     y = list(range(len(rows)))
@@ -76,7 +88,7 @@ def comparison_figure(rows: list[dict]) -> Figure | None:
         ax.set_xlim(0, top * 1.35)
     for yi, m, h, r in zip(y, med, hi, rows, strict=True):
         label = f"{ms(m)} ms"
-        s = num(r.get("speedup_vs_blas"))
+        s = num(r.speedup_vs_blas)
         if s is not None:
             label += f"  ({s:.2f}× vs BLAS)"
         ax.annotate(label, (m + h, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
@@ -86,11 +98,11 @@ def comparison_figure(rows: list[dict]) -> Figure | None:
     return fig
 
 
-def layers_figure(layers: list[dict]) -> Figure | None:
+def layers_figure(layers: list[LayerRow]) -> Figure | None:
     """Every measured option per node (grey) with the plan's choice coloured by library, on a log-ms axis."""
-    rows = dicts(layers)
-    if not rows or not any(pos(o.get("time_ms")) for r in rows for o in dicts(r.get("options"))) and not any(
-            pos(r.get("chosen_ms")) for r in rows):
+    rows = list(layers)
+    if not rows or not any(pos(o.time_ms) for r in rows for o in r.options) and not any(
+            pos(r.chosen_ms) for r in rows):
         return None
     n = len(rows)
     big = n > 80
@@ -101,18 +113,17 @@ def layers_figure(layers: list[dict]) -> Figure | None:
     gy: list[int] = []
     chosen_pts: dict[str, tuple[list[float], list[int]]] = {}
     for i, r in enumerate(rows):
-        options = dicts(r.get("options"))
-        for o in options:
-            t = pos(o.get("time_ms"))
+        for o in r.options:
+            t = pos(o.time_ms)
             if t is not None:
                 gx.append(t)
                 gy.append(i)
-        key = str(r.get("chosen") or "")
-        match = next((o for o in options if o.get("key") == key), {}) if key else {}
-        t = pos(r.get("chosen_ms")) or pos(match.get("time_ms"))
+        key = str(r.chosen or "")
+        match = next((o for o in r.options if o.key == key), None) if key else None
+        t = pos(r.chosen_ms) or (pos(match.time_ms) if match else None)
         if t is None:
             continue
-        lib = str(match.get("library") or (library_of(key) if key else "?"))
+        lib = str((match.library if match else "") or (library_of(key) if key else "?"))
         libs.setdefault(lib, PALETTE[len(libs) % len(PALETTE)])
         xs, ys = chosen_pts.setdefault(lib, ([], []))
         xs.append(t)
@@ -121,7 +132,7 @@ def layers_figure(layers: list[dict]) -> Figure | None:
     for lib, (xs, ys) in chosen_pts.items():
         ax.scatter(xs, ys, s=45, marker="D", color=libs[lib], edgecolors="black", linewidths=0.5,
                    label=f"chosen: {lib}", zorder=3)
-    labels = [f"{i} {_short(str(r.get('node') or r.get('op') or '?'))}" for i, r in enumerate(rows)]
+    labels = [f"{i} {_short(str(r.node or r.op or '?'))}" for i, r in enumerate(rows)]
     ax.set_yticks(range(n), labels, fontsize=6 if big else 8)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xscale("log")
@@ -133,20 +144,19 @@ def layers_figure(layers: list[dict]) -> Figure | None:
     return fig
 
 
-def convergence_figure(strategies: dict[str, Any], optimum_ms: float | None) -> Figure | None:
+def convergence_figure(strategies: dict[str, StrategyRun], optimum_ms: float | None) -> Figure | None:
     """Best predicted plan latency found so far against plan evaluations, one line per strategy."""
     lines: list[tuple[str, list[float], list[float]]] = []
-    for name, s in as_dict(strategies).items():
-        s = as_dict(s)
+    for name, s in strategies.items():
         xs: list[float] = []
         ys: list[float] = []
-        for p in as_list(s.get("trace")):
-            p = as_list(p)
+        for p in as_list(s.trace):
+            p = as_list(p)  # a trace from a cut-short run may hold malformed entries: skipped
             if len(p) >= 2 and pos(p[0]) is not None and pos(p[1]) is not None:
                 xs.append(float(p[0]))
                 ys.append(float(p[1]))
-        if not xs and pos(s.get("evaluations")) is not None and pos(s.get("best_ms")) is not None:
-            xs, ys = [float(s["evaluations"])], [float(s["best_ms"])]
+        if not xs and pos(s.evaluations) is not None and pos(s.best_ms) is not None:
+            xs, ys = [float(s.evaluations)], [float(s.best_ms)]
         if xs:
             lines.append((str(name), xs, ys))
     if not lines:
@@ -172,9 +182,9 @@ def convergence_figure(strategies: dict[str, Any], optimum_ms: float | None) -> 
     return fig
 
 
-def pareto_figure(points: list[dict]) -> Figure | None:
+def pareto_figure(points: list[ParetoPoint]) -> Figure | None:
     """The latency/memory trade-off front, with the plan that was picked marked."""
-    pts = [(pos(p.get("latency_ms")), pos(p.get("memory_bytes")), bool(p.get("chosen"))) for p in dicts(points)]
+    pts = [(pos(p.latency_ms), pos(p.memory_bytes), bool(p.chosen)) for p in points]
     pts = [(x, m / 1e6, c) for x, m, c in pts if x is not None and m is not None]
     if not pts:
         return None
@@ -190,16 +200,16 @@ def pareto_figure(points: list[dict]) -> Figure | None:
         ax.scatter([p[0] for p in chosen], [p[1] for p in chosen], marker="*", s=220, color="tab:red",
                    edgecolors="black", linewidths=0.6, label="chosen plan", zorder=4)
     ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("weights + largest kernel workspace, as the search models it (MB)")
+    ax.set_ylabel("resident bytes + largest scratch, as the search models it (MB)")
     ax.set_title("Pareto front: predicted latency vs memory of non-dominated plans")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
 
 
-def space_figure(space: dict[str, Any]) -> Figure | None:
+def space_figure(space: SpaceSummary) -> Figure | None:
     """How many options each node has: the factors whose product is the design-space size."""
-    counts = [int(v) for v in as_list(as_dict(space).get("options_per_node")) if num(v) is not None and v >= 0]
+    counts = [int(v) for v in as_list(space.options_per_node) if num(v) is not None and v >= 0]
     if not counts:
         return None
     fig = new_figure(7, 3.8)
@@ -211,7 +221,7 @@ def space_figure(space: dict[str, Any]) -> Figure | None:
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("options for the node (primitive × thread count, count)")
     ax.set_ylabel("nodes (count)")
-    size = num(as_dict(space).get("log10_size"))
+    size = num(space.log10_size)
     plans = f", about $10^{{{size:.1f}}}$ plans" if size is not None else ""
     ax.set_title(f"Design space: options per node over {len(counts)} nodes{plans}")
     ax.grid(axis="y", alpha=0.3)
