@@ -1,0 +1,36 @@
+"""OpenVINO (CPU plugin): fp32 Conv, Gemm/MatMul and any other op as one-node compiled models, and runs
+of fusable nodes compiled into one model (segments). Threads are set per compiled model (TBB)."""
+
+from __future__ import annotations
+
+from edgetune.graph.ir import Graph, Node
+from edgetune.kernels.library import Library, Segment, ThreadPool
+
+
+def warm_up(threads: int) -> None:
+    from edgetune.kernels.libraries.openvino.compiled import warm_up_compiled  # loads openvino on demand
+
+    warm_up_compiled(threads)
+
+
+def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str) -> Segment:
+    """One compiled model for `nodes`; `spin` (ONNX Runtime's spin mode) does not apply to OpenVINO and is
+    ignored."""
+    from edgetune.kernels.libraries.openvino.segments import segment_kernel  # loads openvino on demand
+
+    return segment_kernel(graph, nodes, threads, spin)
+
+
+def fusable_primitive(node: Node) -> str:
+    """The OpenVINO primitive that can join a segment for `node` (every one: plain fp32 models)."""
+    if node.op == "Conv":
+        return "conv.cpu.openvino"
+    if node.op in ("Gemm", "MatMul"):
+        return "gemm.cpu.openvino"
+    return "op.openvino"
+
+
+OPENVINO_POOL = ThreadPool("openvino", set_threads=None, probe="conv.cpu.openvino", warm_up=warm_up)
+
+LIBRARY = Library("openvino", ("prims",), OPENVINO_POOL, requires=("openvino",),
+                  segment=compile_segment, fusable=fusable_primitive, rank=60)
