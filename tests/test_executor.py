@@ -79,6 +79,26 @@ def test_memory_report_counts_weights_by_precision(resnet20):
     assert fp32.total_bytes == fp32.weight_bytes + fp32.workspace_bytes + fp32.peak_activation_bytes
 
 
+def test_memory_report_counts_the_shared_workspace_once(resnet20):
+    """Every numpy kernel of a plan takes its scratch from the executor's one workspace, sized by the largest
+    request and counted once; scratch a kernel keeps itself (torch fp16w's fp32 weights) is added."""
+    first = next(n.name for n in resnet20.nodes if n.op == "Conv")
+    plan = plan_with(resnet20, lambda n: "conv.onednn.torch.fp16w" if n.name == first else None)
+    ex = Executor(resnet20, plan)  # checked against the reference: sharing changes no output
+    mem = ex.memory()
+    kernels = [k for k, _ in ex.kernels.values()]
+    shared = [k.shared_workspace_bytes for k in kernels]
+    own = sum(k.workspace_bytes - k.shared_workspace_bytes for k in kernels)
+    assert mem.shared_workspace_bytes == ex.workspace.nbytes == max(shared) > 0
+    assert sum(shared) > 3 * max(shared)  # many kernels, one arena
+    assert own > 0 and mem.workspace_bytes == own + max(shared) < sum(k.workspace_bytes for k in kernels)
+    assert mem.largest_workspace_bytes == max(k.workspace_bytes for k in kernels)
+    assert mem.resident_bytes == mem.weight_bytes + mem.workspace_bytes  # not measured: as reported
+    assert mem.to_dict()["shared_workspace_bytes"] == max(shared)
+    other = Executor(resnet20, plan, check=False)
+    assert other.workspace is not ex.workspace  # one workspace per executor
+
+
 def test_plan_json_round_trip_and_wrong_model(tmp_path, resnet20):
     plan = plan_with(resnet20, lambda n: "conv.onednn.torch" if n.op == "Conv" else None)
     path = plan.save(tmp_path / "plan.json")

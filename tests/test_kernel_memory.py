@@ -8,7 +8,7 @@ import pytest
 
 from edgetune import zoo
 from edgetune.graph import load_graph
-from edgetune.kernels.base import FunctionKernel
+from edgetune.kernels.base import FunctionKernel, Workspace
 from edgetune.measure import ProfileDB, Timing
 from edgetune.runtime import kernel_memory as km
 from edgetune.runtime.executor import Executor
@@ -32,6 +32,28 @@ def test_kept_buffer_is_resident():
     assert kernel(x)[0].shape == x.shape
     assert mem.resident_bytes == pytest.approx(50 * MB, rel=0.15)
     assert mem.transient_bytes < 5 * MB
+
+
+@needs_proc
+def test_shared_workspace_is_not_charged_to_the_kernel():
+    """A kernel's request from the shared workspace is counted once per plan (Executor.memory), not in the
+    resident bytes of the kernel whose request grew the arena."""
+    x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+
+    def build():
+        scratch = Workspace().request(((50 * MB // 4,), np.float32))
+
+        def run(a):
+            (buf,) = scratch.arrays()
+            buf[: a.size] = a
+            return [buf[: a.size] + 1]
+
+        return FunctionKernel(run, scratch=scratch)
+
+    kernel, mem = km.measure_kernel_memory(build, [x])
+    assert kernel.shared_workspace_bytes == kernel.workspace_bytes == 50 * MB
+    np.testing.assert_array_equal(kernel(x)[0], x + 1)
+    assert mem.resident_bytes < 5 * MB and mem.transient_bytes < 5 * MB
 
 
 @needs_proc
@@ -103,7 +125,7 @@ def test_executor_measures_kernels_and_prefers_measured_figures(resnet20):
     ex = Executor(resnet20, plan, check=False, measure_memory=True)
     mem = ex.memory()
     assert mem.measured and set(ex.kernel_memory) == set(ex.kernels)
-    assert mem.resident_bytes >= mem.weight_bytes  # at least the weights each kernel reports
+    assert mem.resident_bytes >= mem.weight_bytes + mem.shared_workspace_bytes  # weights, and the arena once
     assert mem.total_bytes == mem.resident_bytes + mem.peak_activation_bytes + mem.peak_transient_bytes
     d = mem.to_dict()
     for key in ("weight_bytes", "weight_bytes_by_precision", "workspace_bytes", "largest_workspace_bytes",

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from edgetune.graph.ir import Activation, Graph, Node, Value
-from edgetune.kernels.base import FP32, FP32_BLOCKED, FP32_NHWC, Format, PrepareContext
+from edgetune.kernels.base import (
+    FP32,
+    FP32_BLOCKED,
+    FP32_NHWC,
+    Format,
+    PrepareContext,
+    Workspace,
+    workspace_bytes_in_use,
+)
 from edgetune.kernels.registry import converter, get
 from tests.conv_cases import conv_case, ref_conv
 
@@ -152,6 +160,61 @@ def test_im2col_workspace_reports_the_patch_buffer():
     assert k.workspace_bytes == cols + padded
 
 
+# ---- the shared workspace ------------------------------------------------------------------------
+
+
+def test_workspace_is_sized_by_the_largest_request_and_views_follow_its_growth():
+    f32 = np.float32
+    before = workspace_bytes_in_use()
+    ws = Workspace()
+    small = ws.request(((10,), f32))
+    assert ws.nbytes == small.nbytes == 40 and workspace_bytes_in_use() - before == 40
+    (a,) = small.arrays()
+    a[:] = 1
+    del a  # a view held outside the kernels keeps its arena alive
+    big = ws.request(((100,), f32), None, ((3, 2), np.float16))
+    assert big.nbytes == 448 + 12  # the second array starts on the next 64-byte boundary
+    assert ws.nbytes == 460 and workspace_bytes_in_use() - before == 460  # the old arena was freed
+    ws.request(((5,), f32))  # smaller than the arena: no growth
+    assert ws.nbytes == 460
+    x, none, y = big.arrays()
+    assert none is None and x.shape == (100,) and y.shape == (3, 2) and y.dtype == np.float16
+    assert not np.shares_memory(x, y)  # one kernel's arrays are disjoint...
+    (a,) = small.arrays()
+    assert np.shares_memory(a, x)  # ...different kernels' arrays share the arena
+    assert small.arrays()[0] is a  # views are made once per arena
+    del ws, small, big, a, x, y
+    assert workspace_bytes_in_use() == before
+
+
+def _poison(ws: Workspace) -> None:
+    """Fill the whole arena with NaN bytes, as if another kernel had just used it."""
+    ws.request(((ws.nbytes,), np.uint8)).arrays()[0].fill(0xFF)
+
+
+@pytest.mark.parametrize("name", [p for p in CONV_PRIMS if p != "conv.gemm1x1.numpy"])  # gemm1x1: no scratch
+def test_convs_sharing_a_workspace_never_see_each_others_data(name):
+    """Every case the primitive supports is prepared on ONE workspace; they run alternately, twice each,
+    with the arena poisoned (NaN) before every call: each must still match the float64 reference."""
+    prim, ws = get(name), Workspace()
+    layers = []
+    for case, spec in CASES.items():
+        g, node, x, ref = conv_case(**spec)
+        if prim.supports(node, g) is None:
+            fmt = prim.input_formats(node, g)[0]
+            kernel = prim.prepare(node, PrepareContext(g, workspace=ws))
+            layers.append((case, g, node, to_layout(x, fmt), ref, kernel))
+    assert len(layers) >= 2
+    shared = [k.shared_workspace_bytes for *_, k in layers]
+    assert ws.nbytes == max(shared)  # sized by the largest request
+    for _ in range(2):
+        for case, g, node, x, ref, kernel in layers:
+            _poison(ws)
+            y = from_layout(kernel(x)[0], prim.output_format(node, g), g.shape(node.outputs[0]))
+            assert rel_err(y, ref) < prim.tolerance, case
+    assert ws.nbytes == max(shared)
+
+
 # ---- Gemm / MatMul -------------------------------------------------------------------------------
 
 
@@ -198,12 +261,16 @@ def test_gemm(name, case):
         assert reason and "constant B" in reason
         return
     assert reason is None
-    kernel = prim.prepare(node, PrepareContext(g))
+    ws = Workspace()
+    kernel = prim.prepare(node, PrepareContext(g, workspace=ws))
+    _poison(ws)  # fp16w casts its weights into shared scratch: whatever was there must not matter
     y = kernel(*dyn)[0]
     assert y.shape == ref.shape and rel_err(y, ref) < prim.tolerance
     if const_b:
         bbytes = g.initializers["b"].nbytes // (2 if name.endswith("fp16w") else 1)
         assert kernel.weight_bytes >= bbytes
+    fp32_b = g.initializers["b"].nbytes if name.endswith("fp16w") else 0
+    assert kernel.shared_workspace_bytes == kernel.workspace_bytes == ws.nbytes == fp32_b
 
 
 def test_gemm_fused_activation():
@@ -320,6 +387,29 @@ def test_pools(case, layout):
     y = run_layout(name, g, node, [x])
     ref = ref_pool(x, op, k, s, pads, oh, ow, bool(incl))
     assert y.shape == ref.shape and rel_err(y, ref) < 1e-6
+
+
+def test_pools_sharing_a_workspace_rewrite_their_border():
+    """Max (-inf border) and average (zero border) pools on one poisoned workspace, alternately."""
+    ws, layers = Workspace(), []
+    for case in ("max3s2p1", "avg3s1p1_incl", "max2s2ceil", "max3s1asym"):
+        op, hw, k, s, pads, ceil, incl = POOLS[case]
+        x = np.random.default_rng(4).standard_normal((1, 3, hw, hw)).astype(np.float32)
+        rnd = np.ceil if ceil else np.floor
+        oh = int(rnd((hw + pads[0] + pads[2] - k) / s)) + 1
+        ow = int(rnd((hw + pads[1] + pads[3] - k) / s)) + 1
+        attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": pads, "ceil_mode": ceil, "count_include_pad": incl}
+        g, node = op_graph(op, [x.shape], (1, 3, oh, ow), attrs)
+        for layout in ("nchw", "nhwc"):
+            prim = get({"MaxPool": "maxpool", "AveragePool": "avgpool"}[op] + f".{layout}.numpy")
+            kernel = prim.prepare(node, PrepareContext(g, workspace=ws))
+            layers.append((g, prim, node, x, ref_pool(x, op, k, s, pads, oh, ow, bool(incl)), kernel))
+    for _ in range(2):
+        for g, prim, node, x, ref, kernel in layers:
+            _poison(ws)
+            y = from_layout(kernel(to_layout(x, prim.input_formats(node, g)[0]))[0], prim.output_format(node, g),
+                            g.shape("y"))
+            assert rel_err(y, ref) < 1e-6
 
 
 def test_avgpool_ceil_mode_that_grows_output_is_declined():

@@ -35,8 +35,9 @@ FEATURES = {
 SYSFS_CPU = "/sys/devices/system/cpu"
 ARM_ARCHES = ("aarch64", "arm64")
 # Bumped when the way edgetune measures changes, so that a ProfileDB's old numbers are not reused as if
-# comparable (2: ONNX Runtime sessions spin during a run and stop after it, instead of never spinning).
-MEASUREMENT_PROTOCOL = "2"
+# comparable (2: ONNX Runtime sessions spin during a run and stop after it, instead of never spinning;
+# 3: numpy/numba scratch comes from a shared workspace, which a kernel's measured resident bytes exclude).
+MEASUREMENT_PROTOCOL = "3"
 VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "torch", "onnxruntime", "onnx", "numba", "threadpoolctl")
 
 

@@ -12,12 +12,20 @@ Lifecycle (who calls what, when):
 5. Before a primitive may be chosen for a node, `kernels.verify` compares its outputs with the
    reference executor's within `tolerance`.
 Converters follow the same pattern for edges (layout change, cast, quantise).
+
+Scratch memory: a kernel that needs buffers only while it runs (a padded copy of its input, an im2col
+matrix, fp32 weights cast from fp16) asks the context's `Workspace` for them at prepare time
+(`ctx.workspace.request(...)`) and takes views of them at call time (`Scratch.arrays()`). The executor
+gives one `Workspace` to every kernel of a plan, so a plan keeps one scratch arena sized by its largest
+request, as BLAS frameworks (Caffe, Darknet) share one im2col buffer across layers. A kernel reports what
+it asks for in `workspace_bytes` and the shared part of that in `shared_workspace_bytes`.
 """
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,23 +68,125 @@ FP32_BLOCKED = Format("BLOCKED", "float32")
 FP32_BY_LAYOUT = {"NCHW": FP32, "NHWC": FP32_NHWC, "BLOCKED": FP32_BLOCKED}
 
 
+# ---- the shared scratch workspace ------------------------------------------------------------------
+
+ArraySpec = tuple[tuple[int, ...], Any]  # (shape, dtype) of one scratch array
+_ALIGN = 64  # bytes: every scratch array starts on a cache line
+_live_bytes = 0  # bytes of every Workspace buffer alive in this process (see workspace_bytes_in_use)
+_EMPTY = np.empty(0, np.uint8)  # what zero-byte requests view
+
+
+def workspace_bytes_in_use() -> int:
+    """Bytes held by all live `Workspace` buffers of this process. The per-kernel memory measurement
+    (runtime/kernel_memory.py) subtracts the growth of this figure from a kernel's resident bytes: the
+    shared workspace is counted once per plan (Executor.memory), not in every kernel that grew it."""
+    return _live_bytes
+
+
+def _released(nbytes: int) -> None:
+    global _live_bytes
+    _live_bytes -= nbytes
+
+
+class Workspace:
+    """One scratch arena shared by kernels that run one after another.
+
+    Kernels `request` their scratch arrays at prepare time; the arena grows to the largest request
+    (exactly; it never shrinks) and its pages are touched at once, so its resident size is its `nbytes`.
+    At call time `Scratch.arrays()` gives views of the arena. Every kernel sharing it sees whatever the
+    previous kernel left there: a kernel must write every element of its scratch it reads in the same
+    call (a padded buffer re-writes its border each call, see numpy/conv.py `PaddedBuffer`), and must never
+    return (a view of) its scratch as an output.
+
+    Not thread-safe, by design: kernels sharing a workspace must not run concurrently. The executor runs
+    its steps one after another (`runtime/executor.run_steps`) and gives each executor its own workspace;
+    the profiler and verification prepare each kernel with a context, and so a workspace, of its own.
+    """
+
+    def __init__(self) -> None:
+        self._buf: np.ndarray | None = None
+        self._users: weakref.WeakSet[Scratch] = weakref.WeakSet()
+
+    @property
+    def nbytes(self) -> int:
+        """The arena's size: the largest request so far (0 before any)."""
+        return 0 if self._buf is None else int(self._buf.nbytes)
+
+    def request(self, *arrays: ArraySpec | None) -> Scratch:
+        """Reserve scratch arrays (each `(shape, dtype)`; `None` entries stay `None` in `Scratch.arrays()`)
+        laid out one after another in this workspace, and grow it when they do not fit."""
+        scratch = Scratch(self, arrays)
+        if scratch.nbytes > self.nbytes:
+            self._grow(scratch.nbytes)
+        self._users.add(scratch)
+        return scratch
+
+    def _grow(self, nbytes: int) -> None:
+        global _live_bytes
+        for user in self._users:  # drop views of the old arena, so that it is freed now
+            user._views = None
+        self._buf = None
+        buf = np.empty(nbytes, np.uint8)
+        buf.fill(0)  # resident now: the measured RSS matches `nbytes` from the start
+        _live_bytes += nbytes
+        weakref.finalize(buf, _released, nbytes)
+        self._buf = buf
+
+
+class Scratch:
+    """One kernel's share of a `Workspace`: fixed offsets, views made on first use (and again after the
+    workspace grew)."""
+
+    def __init__(self, workspace: Workspace, arrays: Sequence[ArraySpec | None]) -> None:
+        self.workspace = workspace
+        self._layout: list[tuple[int, tuple[int, ...], np.dtype] | None] = []
+        offset = 0
+        for spec in arrays:
+            if spec is None:
+                self._layout.append(None)
+                continue
+            shape, dtype = tuple(int(d) for d in spec[0]), np.dtype(spec[1])
+            offset = -(-offset // _ALIGN) * _ALIGN
+            self._layout.append((offset, shape, dtype))
+            offset += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        self.nbytes = offset  # what this kernel asked for (alignment gaps included)
+        self._views: tuple[np.ndarray | None, ...] | None = None
+
+    def arrays(self) -> tuple[np.ndarray | None, ...]:
+        """Views of the requested arrays, in request order; contents are whatever was there last."""
+        if self._views is None:
+            buf = self.workspace._buf if self.nbytes else _EMPTY
+            assert buf is not None and buf.nbytes >= self.nbytes
+            self._views = tuple(
+                None if e is None else np.ndarray(e[1], e[2], buffer=buf, offset=e[0]) for e in self._layout)
+        return self._views
+
+
 @dataclass
 class PrepareContext:
     """What `prepare` may use besides the node: the graph (weights, shapes), the thread count the kernel
     will run with, representative activations (value name -> array from a reference run on a
-    realistic input) for calibrating quantised primitives, and the plan's ONNX Runtime spin mode."""
+    realistic input) for calibrating quantised primitives, the plan's ONNX Runtime spin mode, and the
+    scratch `Workspace` shared with the other kernels of the plan (the executor passes one to all its
+    contexts; a context made alone gets a fresh one)."""
 
     graph: Graph
     threads: int = 1
     samples: dict[str, np.ndarray] = field(default_factory=dict)
     ort_spin: str = "stop"  # how ONNX Runtime sessions' workers wait (libraries/onnxruntime/session.py)
+    workspace: Workspace = field(default_factory=Workspace)
 
 
 class Kernel(ABC):
-    """A primitive prepared for one node. Cheap to call; holds transformed weights."""
+    """A primitive prepared for one node. Cheap to call; holds transformed weights.
+
+    weight_bytes: the parameters it holds. workspace_bytes: the scratch it uses while it runs, kept by
+    itself or asked of the shared `Workspace`; shared_workspace_bytes: the part of workspace_bytes that is
+    in the shared workspace (counted once per plan, as the largest request, not per kernel)."""
 
     weight_bytes: int = 0
     workspace_bytes: int = 0
+    shared_workspace_bytes: int = 0
 
     @abstractmethod
     def __call__(self, *inputs: Any) -> list[Any]:
@@ -86,10 +196,14 @@ class Kernel(ABC):
 class FunctionKernel(Kernel):
     """A kernel made from a closure, for primitives whose prepared state fits in one function."""
 
-    def __init__(self, fn: Callable[..., list[Any]], weight_bytes: int = 0, workspace_bytes: int = 0):
+    def __init__(self, fn: Callable[..., list[Any]], weight_bytes: int = 0, workspace_bytes: int = 0,
+                 scratch: Scratch | None = None):
+        """`workspace_bytes`: scratch the kernel keeps itself; `scratch`: its share of the shared workspace
+        (added to workspace_bytes, and reported as shared_workspace_bytes)."""
         self._fn = fn
         self.weight_bytes = weight_bytes
-        self.workspace_bytes = workspace_bytes
+        self.shared_workspace_bytes = scratch.nbytes if scratch is not None else 0
+        self.workspace_bytes = workspace_bytes + self.shared_workspace_bytes
 
     def __call__(self, *inputs: Any) -> list[Any]:
         return self._fn(*inputs)

@@ -20,7 +20,7 @@ from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
 from edgetune.graph.reference import default_feeds, reference_samples, run_graph, stand_in_input
 from edgetune.kernels import registry
-from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext
+from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext, Workspace
 from edgetune.kernels.libraries.onnxruntime.spin import SPIN_MODES
 from edgetune.kernels.library import ThreadPool
 from edgetune.kernels.segments import boundary, segment_kernel
@@ -48,13 +48,17 @@ class Step:
 class MemoryReport:
     """Bytes a plan needs.
 
-    weight_bytes / weight_bytes_by_precision / workspace_bytes: as the kernels report them (weights they
-    hold, scratch they keep; `largest_workspace_bytes` the largest single one).
+    weight_bytes / weight_bytes_by_precision: the weights the kernels report holding. workspace_bytes:
+    their scratch, with the plan's shared workspace counted once: the scratch kernels keep themselves
+    plus `shared_workspace_bytes`, the one arena all kernels' scratch requests share (kernels/base.py
+    `Workspace`, sized by the largest request); `largest_workspace_bytes` the largest single kernel's
+    scratch (its own plus its shared request).
     resident_bytes: what the prepared plan keeps resident: per kernel its *measured* persistent bytes
-    (edgetune.runtime.kernel_memory: packed weights, library sessions and caches, kept buffers), at
-    least its reported weights (a kernel may alias the graph's arrays, which RSS differences cannot
-    see); weight + workspace where a kernel was not measured; plus `startup_bytes`, the one-off
-    per-process start-up of the libraries the plan uses when measured in a fresh process.
+    (edgetune.runtime.kernel_memory: packed weights, library sessions and caches, kept buffers; the
+    shared workspace excluded), at least its reported weights (a kernel may alias the graph's arrays,
+    which RSS differences cannot see); weights + own scratch where a kernel was not measured; plus the
+    shared workspace once; plus `startup_bytes`, the one-off per-process start-up of the libraries the
+    plan uses when measured in a fresh process.
     peak_transient_bytes: the largest measured extra peak of one kernel call (temporaries) beyond its
     outputs. peak_activation_bytes: the activation arena peak from liveness analysis.
     total_bytes = resident + peak activations + peak transient (an upper bound: the transient peak and
@@ -70,6 +74,7 @@ class MemoryReport:
     peak_transient_bytes: int = 0
     startup_bytes: dict[str, int] = field(default_factory=dict)
     measured: bool = False
+    shared_workspace_bytes: int = 0  # part of workspace_bytes (the shared arena, once)
 
     def __post_init__(self) -> None:
         if self.resident_bytes < 0:
@@ -85,6 +90,7 @@ class MemoryReport:
             "weight_bytes_by_precision": self.weight_bytes_by_precision,
             "workspace_bytes": self.workspace_bytes,
             "largest_workspace_bytes": self.largest_workspace_bytes,
+            "shared_workspace_bytes": self.shared_workspace_bytes,
             "resident_bytes": self.resident_bytes,
             "startup_bytes": dict(self.startup_bytes),
             "peak_transient_bytes": self.peak_transient_bytes,
@@ -133,6 +139,8 @@ class Executor:
         self.kernel_memory: dict[str, tuple[int, int]] = dict(kernel_memory or {})
         self.measure_memory = measure_memory
         self.startup_bytes: dict[str, int] = {}
+        # One scratch arena for every kernel of the plan (steps run one after another, never concurrently).
+        self.workspace = Workspace()
         self._compile()
         self.max_error: float | None = None
         if check:
@@ -207,7 +215,8 @@ class Executor:
                 build = lambda u=unit, t=threads, lb=lib: segment_kernel(g, u, t, self.ort_spin, lb)[0]  # noqa: E731
             else:
                 node, prim = unit[0], prims[0]
-                ctx = ctx_cache.setdefault(threads, PrepareContext(g, threads, self.samples, self.ort_spin))
+                ctx = ctx_cache.setdefault(
+                    threads, PrepareContext(g, threads, self.samples, self.ort_spin, self.workspace))
                 in_values, in_formats = g.dynamic_inputs(node), prim.input_formats(node, g)
                 out_values = node.outputs
                 out_formats = [prim.output_format(node, g)] * len(out_values)
@@ -337,27 +346,31 @@ class Executor:
     def memory(self) -> MemoryReport:
         """Planned memory; measured per-kernel figures (`kernel_memory`) are used where present."""
         by_prec: dict[str, int] = {}
-        resident, transient = 0, 0
+        resident, transient, own_scratch = 0, 0, 0
         for name, (kernel, precision) in self.kernels.items():
-            wb, ws = int(kernel.weight_bytes), int(kernel.workspace_bytes)
+            wb = int(kernel.weight_bytes)
+            own = int(kernel.workspace_bytes) - int(kernel.shared_workspace_bytes)
             by_prec[precision] = by_prec.get(precision, 0) + wb
-            if name in self.kernel_memory:
+            own_scratch += own
+            if name in self.kernel_memory:  # measured without the shared workspace (kernel_memory.py)
                 r, t = self.kernel_memory[name]
                 resident += max(int(r), wb)  # a kernel aliasing the graph's weights holds them unseen by RSS
                 transient = max(transient, int(t))
             else:
-                resident += wb + ws
+                resident += wb + own
+        shared = self.workspace.nbytes
         startup = dict(self.startup_bytes)
         return MemoryReport(
             weight_bytes=sum(by_prec.values()),
             weight_bytes_by_precision=by_prec,
-            workspace_bytes=sum(int(k.workspace_bytes) for k, _ in self.kernels.values()),
+            workspace_bytes=own_scratch + shared,
             largest_workspace_bytes=max((int(k.workspace_bytes) for k, _ in self.kernels.values()), default=0),
             peak_activation_bytes=self.peak_activation_bytes,
-            resident_bytes=resident + sum(startup.values()),
+            resident_bytes=resident + shared + sum(startup.values()),
             peak_transient_bytes=transient,
             startup_bytes=startup,
             measured=bool(self.kernels) and all(n in self.kernel_memory for n in self.kernels),
+            shared_workspace_bytes=shared,
         )
 
     @property

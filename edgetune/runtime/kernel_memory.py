@@ -12,7 +12,9 @@ How (in-process, Linux only; elsewhere `measure_kernel_memory` returns None):
   high-water mark (a no-op off glibc, where RSS then over-states resident cost);
 - resident = RSS after `prepare` + `WARM_CALLS` calls + gc (outputs freed) minus RSS before `prepare`:
   packed weights, library caches, buffers the kernel keeps. Inputs must exist before the call, so they
-  are not counted;
+  are not counted; nor is the growth of the shared scratch workspace the kernel asked for
+  (kernels/base.py `Workspace`, whose bytes are known exactly: `workspace_bytes_in_use`), since a plan
+  holds that arena once, sized by its largest request, and `Executor.memory()` adds it once;
 - transient = the peak RSS during one more call (VmHWM, reset through /proc/self/clear_refs) minus RSS
   just before it, minus the bytes of the call's outputs (the activation arena counts those).
 Both are floored at 0 and set to 0 below `NOISE_BYTES` (64 KiB: page and allocator granularity make
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgetune.kernels import registry
+from edgetune.kernels.base import workspace_bytes_in_use
 from edgetune.kernels.library import ThreadPool
 from edgetune.kernels.threads import set_threads
 
@@ -131,14 +134,14 @@ def measure_kernel_memory(
     pin_mmap_threshold()
     invoke = call or (lambda k, *xs: k(*xs))
     gc.collect(1)  # young generations: the full collection costs ~0.1 s a kernel
-    before = rss_bytes() or 0
+    before, shared_before = rss_bytes() or 0, workspace_bytes_in_use()
     kernel = build()
     for _ in range(WARM_CALLS):
         out = invoke(kernel, *inputs)
         del out
     gc.collect(1)
     after = rss_bytes() or 0
-    resident = after - before
+    resident = after - before - (workspace_bytes_in_use() - shared_before)  # the shared arena: counted once
     transient = 0
     if reset_peak():
         start = rss_bytes() or 0

@@ -102,6 +102,7 @@ class _NumbaConv(NumpyConv):
         b = bias if bias is not None else np.zeros(cp["co"], np.float32)
         lo, hi, fused = _clamp(node)
         pad = PaddedBuffer((cp["n"], cp["c"], cp["h"], cp["w"]), cp["pads"])
+        scratch = ctx.workspace.request(pad.spec)
         geom = (*cp["strides"], *cp["dilations"], lo, hi)
         shape = (cp["n"], cp["co"], cp["oh"], cp["ow"])
         fn = type(self)._fn
@@ -109,11 +110,11 @@ class _NumbaConv(NumpyConv):
 
         def run(x: np.ndarray) -> list[Any]:
             out = np.empty(shape, np.float32)
-            fn(pad(np.ascontiguousarray(x, dtype=np.float32)), wk, b, out, *geom)
+            fn(pad(np.ascontiguousarray(x, dtype=np.float32), scratch.arrays()[0]), wk, b, out, *geom)
             return [apply_activation(out, act)]
 
         run(np.zeros((cp["n"], cp["c"], cp["h"], cp["w"]), np.float32))  # compile/load outside timings
-        return FunctionKernel(run, weight_bytes=wk.nbytes + b.nbytes, workspace_bytes=pad.nbytes)
+        return FunctionKernel(run, weight_bytes=wk.nbytes + b.nbytes, scratch=scratch)
 
 
 class NumbaDepthwise(_NumbaConv):

@@ -4,17 +4,21 @@ Why several numpy algorithms: im2col+sgemm is the baseline every speed-up is mea
 plain GEMM skips the copy; a shift-and-add depthwise avoids 9-wide GEMMs; fp16 weight storage halves
 weight memory. Winograd and FFT live in `winograd.py` / `fft.py`
 beside this module.
+
+Scratch (padded input, im2col patches, fp32 weights cast from fp16) comes from the plan's shared
+`Workspace` (`ctx.workspace`, kernels/base.py): one arena sized by the largest layer's request, as in
+Caffe or Darknet, instead of buffers owned by every kernel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import (
+    ArraySpec,
     FunctionKernel,
     Kernel,
     PrepareContext,
@@ -52,27 +56,48 @@ def conv_weights(node: Node, graph: Graph) -> tuple[np.ndarray, np.ndarray | Non
 
 
 class PaddedBuffer:
-    """A zeroed (N, C, H+t+b, W+l+r) (or NHWC) buffer whose border stays zero: each call only copies
-    the interior, so padding costs one copy and no allocation."""
+    """The geometry of padding an (N, C, H, W) (or NHWC) float32 input by `pads` (t, l, b, r) with `fill`
+    into an (N, C, H+t+b, W+l+r) buffer; the buffer itself is scratch from the shared workspace
+    (`spec`, None when there is nothing to pad).
 
-    def __init__(self, shape: tuple[int, ...], pads: tuple[int, ...], nhwc: bool = False) -> None:
-        t, l, b, r = pads
+    `pad(x, buf)` writes the whole buffer on every call: the four border strips with `fill`, then the
+    interior with `x`. (A buffer owned by one kernel could keep its border from one call to the next;
+    shared scratch cannot, since other kernels write there in between. The border is a small fraction
+    of the interior copy.)"""
+
+    def __init__(self, shape: tuple[int, ...], pads: tuple[int, ...], nhwc: bool = False,
+                 fill: float = 0.0) -> None:
+        t, l, b, r = (int(p) for p in pads)
         self.trivial = not any(pads)
-        if nhwc:
-            n, h, w, c = shape
-            self.buf = np.zeros((n, h + t + b, w + l + r, c), np.float32)
-            self.inner = self.buf[:, t : t + h, l : l + w, :]
-        else:
-            n, c, h, w = shape
-            self.buf = np.zeros((n, c, h + t + b, w + l + r), np.float32)
-            self.inner = self.buf[:, :, t : t + h, l : l + w]
-        self.nbytes = 0 if self.trivial else self.buf.nbytes
+        self.fill = np.float32(fill)
+        ax = (1, 2) if nhwc else (2, 3)
+        h, w = shape[ax[0]], shape[ax[1]]
+        hp, wp = h + t + b, w + l + r
+        padded = list(shape)
+        padded[ax[0]], padded[ax[1]] = hp, wp
+        self.shape = tuple(padded)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+        def index(rows: slice, cols: slice) -> tuple[slice, ...]:
+            idx = [slice(None)] * 4
+            idx[ax[0]], idx[ax[1]] = rows, cols
+            return tuple(idx)
+
+        every, mid = slice(None), slice(t, t + h)
+        strips = [(t, index(slice(0, t), every)), (b, index(slice(t + h, hp), every)),
+                  (l, index(mid, slice(0, l))), (r, index(mid, slice(l + w, wp)))]
+        self.border = [idx for size, idx in strips if size > 0]
+        self.inner = index(mid, slice(l, l + w))
+        self.spec: ArraySpec | None = None if self.trivial else (self.shape, np.float32)
+
+    def __call__(self, x: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
+        """`x` padded, in `buf` (a view of this kernel's scratch of shape `self.shape`), or `x` itself
+        when there is nothing to pad."""
         if self.trivial:
             return x
-        np.copyto(self.inner, x)
-        return self.buf
+        for idx in self.border:
+            buf[idx] = self.fill
+        np.copyto(buf[self.inner], x)
+        return buf
 
 
 def tap(xp: np.ndarray, i: int, j: int, cp: dict[str, Any], nhwc: bool = False) -> np.ndarray:
@@ -128,25 +153,26 @@ class Im2colConv(NumpyConv):
         kh, kw, oh, ow = cp["kh"], cp["kw"], cp["oh"], cp["ow"]
         k = c // g * kh * kw
         wg = np.ascontiguousarray(w.reshape(g, co // g, k))
-        held, w32 = _hold_weights(wg, self.fp16w)
+        held, w32_spec = _hold_weights(wg, self.fp16w)
         direct = kh == kw == 1 and cp["strides"] == (1, 1) and not any(cp["pads"])
         pad = PaddedBuffer((n, c, cp["h"], cp["w"]), cp["pads"])
-        cols = None if direct else np.empty((n, c, kh, kw, oh, ow), np.float32)
+        cols_spec = None if direct else ((n, c, kh, kw, oh, ow), np.float32)
+        scratch = ctx.workspace.request(pad.spec, cols_spec, w32_spec)
 
         def run(x: np.ndarray) -> list[Any]:
+            pbuf, cols, wbuf = scratch.arrays()
             if cols is None:
                 mat = x.reshape(n, g, k, oh * ow)
             else:
-                xp = pad(x)
+                xp = pad(x, pbuf)
                 for i in range(kh):
                     for j in range(kw):
                         np.copyto(cols[:, :, i, j], tap(xp, i, j, cp))
                 mat = cols.reshape(n, g, k, oh * ow)
-            y = np.matmul(w32(), mat).reshape(n, co, oh, ow)
+            y = np.matmul(_fp32_weights(held, wbuf), mat).reshape(n, co, oh, ow)
             return [finish(y, bias, node)]
 
-        ws = pad.nbytes + (cols.nbytes if cols is not None else 0) + (wg.nbytes if self.fp16w else 0)
-        return FunctionKernel(run, weight_bytes=_nbytes(held, bias), workspace_bytes=ws)
+        return FunctionKernel(run, weight_bytes=_nbytes(held, bias), scratch=scratch)
 
 
 class Im2colNhwcConv(NumpyConv):
@@ -166,10 +192,11 @@ class Im2colNhwcConv(NumpyConv):
         wk = np.ascontiguousarray(w.reshape(g, og, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, -1, og))
         pad = PaddedBuffer((n, cp["h"], cp["w"], c), cp["pads"], nhwc=True)
         # patch buffer (N, OH, OW, G, kh, kw, Cg): each tap copies a (N, OH, OW, G, Cg) view.
-        cols = np.empty((n, oh, ow, g, kh, kw, cg), np.float32)
+        scratch = ctx.workspace.request(pad.spec, ((n, oh, ow, g, kh, kw, cg), np.float32))
 
         def run(x: np.ndarray) -> list[Any]:
-            xp = pad(x)
+            pbuf, cols = scratch.arrays()
+            xp = pad(x, pbuf)
             for i in range(kh):
                 for j in range(kw):
                     np.copyto(
@@ -182,7 +209,7 @@ class Im2colNhwcConv(NumpyConv):
                 y = np.ascontiguousarray(yg.transpose(1, 0, 2)).reshape(n, oh, ow, co)
             return [finish(y, bias, node, nhwc=True)]
 
-        return FunctionKernel(run, weight_bytes=_nbytes(wk, bias), workspace_bytes=pad.nbytes + cols.nbytes)
+        return FunctionKernel(run, weight_bytes=_nbytes(wk, bias), scratch=scratch)
 
 
 class Gemm1x1Conv(NumpyConv):
@@ -230,10 +257,11 @@ class DirectDepthwiseConv(NumpyConv):
         n, c, kh, kw, oh, ow = cp["n"], cp["c"], cp["kh"], cp["kw"], cp["oh"], cp["ow"]
         taps = np.ascontiguousarray(w.reshape(c, kh, kw).transpose(1, 2, 0)).reshape(kh, kw, c, 1, 1)
         pad = PaddedBuffer((n, c, cp["h"], cp["w"]), cp["pads"])
-        tmp = np.empty((n, c, oh, ow), np.float32)
+        scratch = ctx.workspace.request(pad.spec, ((n, c, oh, ow), np.float32))
 
         def run(x: np.ndarray) -> list[Any]:
-            xp = pad(x)
+            pbuf, tmp = scratch.arrays()
+            xp = pad(x, pbuf)
             y = np.multiply(tap(xp, 0, 0, cp), taps[0, 0])
             for i in range(kh):
                 for j in range(kw):
@@ -242,7 +270,7 @@ class DirectDepthwiseConv(NumpyConv):
                         y += tmp
             return [finish(y, bias, node)]
 
-        return FunctionKernel(run, weight_bytes=_nbytes(taps, bias), workspace_bytes=pad.nbytes + tmp.nbytes)
+        return FunctionKernel(run, weight_bytes=_nbytes(taps, bias), scratch=scratch)
 
 
 # ---- Gemm / MatMul ---------------------------------------------------------------------------------
@@ -297,9 +325,10 @@ class NumpyGemm(Primitive):
         fixed: list[np.ndarray | None] = [
             None if c is None else np.ascontiguousarray(fix(pos, c)) for pos, c in enumerate(consts)
         ]
-        held, w32 = (None, None)
+        held, w32_spec = (None, None)
         if fixed[1] is not None:
-            held, w32 = _hold_weights(fixed[1], self.fp16w)
+            held, w32_spec = _hold_weights(fixed[1], self.fp16w)
+        scratch = ctx.workspace.request(w32_spec)
         dyn_pos = [pos for pos, nm in enumerate(names) if nm and nm not in g.initializers]
         has_c = len(names) > 2 and bool(names[2])
         act = node.activation
@@ -308,32 +337,32 @@ class NumpyGemm(Primitive):
             ops = list(fixed)
             for pos, x in zip(dyn_pos, xs, strict=True):
                 ops[pos] = fix(pos, x)
-            b = w32() if w32 is not None else ops[1]
+            b = _fp32_weights(held, scratch.arrays()[0]) if held is not None else ops[1]
             y = np.matmul(ops[0], b)
             if has_c:
                 y += ops[2]
             return [apply_activation(y, act)]
 
         wb = _nbytes(held, *(f for pos, f in enumerate(fixed) if pos != 1))
-        ws = fixed[1].nbytes if self.fp16w and fixed[1] is not None else 0
-        return FunctionKernel(run, weight_bytes=wb, workspace_bytes=ws)
+        return FunctionKernel(run, weight_bytes=wb, scratch=scratch)
 
 
 # ---- small utilities ---------------------------------------------------------------------------
 
 
-def _hold_weights(w: np.ndarray, fp16w: bool) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
-    """(array held by the kernel, function returning the fp32 weights for this call)."""
+def _hold_weights(w: np.ndarray, fp16w: bool) -> tuple[np.ndarray, ArraySpec | None]:
+    """(array held by the kernel, the fp32 scratch its fp16 copy is cast into per call, None for fp32)."""
     if not fp16w:
-        return w, lambda: w
-    w16 = w.astype(np.float16)
-    buf = np.empty(w.shape, np.float32)
+        return w, None
+    return w.astype(np.float16), (w.shape, np.float32)
 
-    def get() -> np.ndarray:
-        np.copyto(buf, w16)
-        return buf
 
-    return w16, get
+def _fp32_weights(held: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
+    """The fp32 weights for this call: `held` itself, or its fp16 copy cast into the scratch `buf`."""
+    if buf is None:
+        return held
+    np.copyto(buf, held)
+    return buf
 
 
 def _nbytes(*arrays: np.ndarray | None) -> int:

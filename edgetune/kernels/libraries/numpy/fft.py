@@ -47,9 +47,10 @@ class FFTConv(NumpyConv):
         wf = sfft.rfft2(w[:, :, ::-1, ::-1].astype(np.float64), s=(lh, lw))  # (Co, C, lh, fw)
         wf = np.ascontiguousarray(wf.reshape(co, c, lh * fw).transpose(2, 1, 0), dtype=np.complex64)
         pad = PaddedBuffer((n, c, cp["h"], cp["w"]), cp["pads"])
+        scratch = ctx.workspace.request(pad.spec)
 
         def run(x: np.ndarray) -> list[Any]:
-            xf = sfft.rfft2(pad(x), s=(lh, lw), workers=workers)  # (N, C, lh, fw) complex64
+            xf = sfft.rfft2(pad(x, scratch.arrays()[0]), s=(lh, lw), workers=workers)  # (N, C, lh, fw) complex64
             xf = np.ascontiguousarray(xf.reshape(n, c, lh * fw).transpose(2, 0, 1))  # (F, N, C)
             yf = np.matmul(xf, wf)  # (F, N, Co)
             yf = np.ascontiguousarray(yf.transpose(1, 2, 0)).reshape(n, co, lh, fw)
@@ -60,7 +61,8 @@ class FFTConv(NumpyConv):
         return FunctionKernel(
             run,
             weight_bytes=wf.nbytes + (bias.nbytes if bias is not None else 0),
-            workspace_bytes=pad.nbytes + 2 * spectra,
+            workspace_bytes=2 * spectra,  # allocated by each call (NumPy temporaries)
+            scratch=scratch,
         )
 
 

@@ -24,6 +24,7 @@ from edgetune.kernels.base import (
     Primitive,
     apply_activation,
 )
+from edgetune.kernels.libraries.numpy.conv import PaddedBuffer
 
 
 class _LayoutOp(Primitive):
@@ -244,10 +245,9 @@ class Pool(_LayoutOp):
         t, l, b, r = geo["pads"]
         hp, wp = h + t + b + geo["extra"][0], w + l + r + geo["extra"][1]
         fill = -np.inf if is_max else 0.0
-        shape = (n, hp, wp, c) if nhwc else (n, c, hp, wp)
-        buf = np.full(shape, fill, np.float32)
-        inner = buf[:, t : t + h, l : l + w, :] if nhwc else buf[:, :, t : t + h, l : l + w]
-        padded = any(geo["pads"]) or any(geo["extra"])
+        pad = PaddedBuffer((n, h, w, c) if nhwc else (n, c, h, w), (t, l, b + geo["extra"][0], r + geo["extra"][1]),
+                           nhwc=nhwc, fill=fill)
+        scratch = ctx.workspace.request(pad.spec)
 
         def view(xp: np.ndarray, i: int, j: int) -> np.ndarray:
             hs = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
@@ -263,11 +263,7 @@ class Pool(_LayoutOp):
         combine = np.maximum if is_max else np.add
 
         def run(x: np.ndarray) -> list[Any]:
-            if padded:
-                np.copyto(inner, x)
-                xp = buf
-            else:
-                xp = x
+            xp = pad(x, scratch.arrays()[0])
             y = view(xp, 0, 0).copy()
             for i in range(kh):
                 for j in range(kw):
@@ -277,7 +273,7 @@ class Pool(_LayoutOp):
                 y *= scale
             return [apply_activation(y, act)]
 
-        return FunctionKernel(run, workspace_bytes=buf.nbytes if padded else 0)
+        return FunctionKernel(run, scratch=scratch)
 
 
 class GlobalAvgPool(_LayoutOp):

@@ -91,10 +91,11 @@ class WinogradConv(NumpyConv):
         hp, wp = th * m + 2, tw * m + 2
         pads = (t, l, hp - cp["h"] - t, wp - cp["w"] - l)
         pad = PaddedBuffer((n, c, cp["h"], cp["w"]), pads)
+        scratch = ctx.workspace.request(pad.spec)
         windows = np.lib.stride_tricks.sliding_window_view
 
         def run(x: np.ndarray) -> list[Any]:
-            xp = pad(x)
+            xp = pad(x, scratch.arrays()[0])
             d = windows(xp, (a, a), axis=(2, 3))[:, :, ::m, ::m]  # (N, C, th, tw, a, a) view
             v = np.tensordot(bt, np.tensordot(d, b, axes=([5], [0])), axes=([1], [4]))  # (a,N,C,th,tw,a)
             v = np.ascontiguousarray(v.transpose(0, 5, 2, 1, 3, 4)).reshape(a * a, c, n * th * tw)
@@ -105,9 +106,10 @@ class WinogradConv(NumpyConv):
             return [finish(y, bias, node)]
 
         tiles = n * th * tw
-        ws = pad.nbytes + 4 * (a * a * (c + co) * tiles)
+        transforms = 4 * (a * a * (c + co) * tiles)  # allocated by each call (NumPy temporaries)
         return FunctionKernel(
-            run, weight_bytes=u.nbytes + (bias.nbytes if bias is not None else 0), workspace_bytes=ws
+            run, weight_bytes=u.nbytes + (bias.nbytes if bias is not None else 0), workspace_bytes=transforms,
+            scratch=scratch,
         )
 
 
