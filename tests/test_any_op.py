@@ -114,7 +114,8 @@ def test_model_with_unknown_ops_tunes_on_generic_nodes(capsys: pytest.CaptureFix
     assert res["generic_nodes"] == {"einsum": "Einsum", "grid_sample": "GridSample"}
     plan = Plan.load(res["plan"])
     # the nodes no edgetune kernel runs go to ONNX Runtime (alone or in a fused ORT segment)
-    assert plan.choices["einsum"].primitive == "op.ort" and plan.choices["grid_sample"].primitive == "op.ort"
+    generic = {"op.ort", "op.openvino"}  # the one-node session of whichever backend measured faster
+    assert plan.choices["einsum"].primitive in generic and plan.choices["grid_sample"].primitive in generic
     assert res["latency_ms"]["plan"] > 0
     ran = run_json(capsys, "run", str(path), "--plan", res["plan"], "--time-cap", "0.1")
     assert ran["max_rel_error_vs_reference"] < 1e-4

@@ -222,3 +222,58 @@ def test_loop_result_is_what_the_report_shows(src, db, tmp_path, monkeypatch):
     assert "1 node(s) had no verified measured primitive" in page and "<code>m</code>" in page
     assert page.count("data:image/png;base64,") == len(FIGURE_FILES)
     assert all((out / name).is_file() for name in FIGURE_FILES)
+
+
+# ---- segments measured whole ---------------------------------------------------------------------
+
+def _segment_db(tmp_path, graph, whole_ms: float, block_ms: float):
+    """op.ort/conv.mlas.ort verified and timed on every node at 1 thread, the whole graph and the block
+    c1..c2 as ORT segments, dispatch 0.01 ms."""
+    from edgetune.measure.profiler import keyed_segment_candidates
+
+    d = ProfileDB(tmp_path / "seg.sqlite")
+    put(d, graph, "c1", MLAS, 1, 0.25)
+    put(d, graph, "c2", MLAS, 1, 0.25)
+    put(d, graph, "m", "op.ort", 1, 0.05)
+    put(d, graph, "m", "ref.maxpool", 1, 0.5)
+    d.put_converter(DISPATCH_KEY, (), 1, T(0.01))
+    sigs = {n.name: node_signature(n, graph) for n in graph.nodes}
+    keyed = [(c, k) for c, k in keyed_segment_candidates(graph, d, [1], sigs) if c.library == "onnxruntime"]
+    for cand, key in keyed:
+        d.put_converter(key, (), 1, T(whole_ms if cand.kind == "whole graph" else block_ms))
+    return d, keyed
+
+
+def test_segments_measured_whole_are_options_that_run_whole(tmp_path, src):
+    from edgetune.planning.candidates import to_plan
+    from edgetune.planning.design_space import choice_segments
+    from edgetune.search import get_strategy
+
+    g = src.graph
+    db, keyed = _segment_db(tmp_path, g, whole_ms=0.2, block_ms=0.4)
+    kinds = {c.kind: c.nodes for c, _ in keyed}
+    assert kinds["whole graph"] == ("c1", "c2", "m")
+    space, _ = build_space(g, db, [1])
+    whole = [[k for k, o in enumerate(opts) if o.meta.get("segment_kind") == "whole graph"][0]
+             for opts in space.options]
+    # three options of one group: the measured 0.2 ms plus one step of dispatch, never the nodes' sum
+    assert space.cost_model.predict(whole) == pytest.approx(0.2 + 0.01)
+    assert len({space.options[i][k].group for i, k in enumerate(whole)}) == 1
+    # taking it on one node only is repaired to no segment at all
+    partial = [whole[0], 0, 0]
+    assert space.repair(partial)[0] != whole[0]
+    best = get_strategy("exact").search(space, 1, 0)
+    assert best.best_choice == whole and best.best_cost == pytest.approx(0.21)
+    plan = to_plan(g, space, best.best_choice, {})
+    assert [(s.library, s.nodes) for s in plan.segments] == [("onnxruntime", ["c1", "c2", "m"])]
+    assert [s.nodes for s in choice_segments(space, best.best_choice)] == [["c1", "c2", "m"]]
+
+
+def test_a_slow_segment_is_not_chosen(tmp_path, src):
+    from edgetune.planning.design_space import choice_segments
+    from edgetune.search import get_strategy
+
+    db, _ = _segment_db(tmp_path, src.graph, whole_ms=5.0, block_ms=5.0)
+    space, _ = build_space(src.graph, db, [1])
+    best = get_strategy("exact").search(space, 1, 0)
+    assert choice_segments(space, best.best_choice) == []

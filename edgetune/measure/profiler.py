@@ -91,6 +91,29 @@ def run_tasks(tasks: Sequence[MeasurementTask], ctx: TaskContext, db: ProfileDB,
             advance(task.description)
 
 
+def keyed_segment_candidates(graph: Graph, db: ProfileDB, threads: Sequence[int],
+                             sigs: dict[str, str]) -> list[tuple[SegmentCandidate, str]]:
+    """Runs worth measuring whole on each installed library that compiles segments, where its fusable
+    primitive verified on every node (measure/segment_candidates.py), each with its DB key. The profiler
+    measures them; the design space reads them back under the same keys."""
+    libs = [lib.name for lib in registry.installed_libraries() if lib.segment is not None]
+
+    def verified(library: str, node: Node) -> bool:
+        try:
+            prim = fusable_primitive(node, library)
+        except ValueError:  # the library has no primitive that can join a segment for this op
+            return False
+        rec = db.get_verification(sigs[node.name], prim)
+        return rec is not None and rec.ok
+
+    return [(c, candidate_key(graph, c, sigs)) for c in segment_candidates(graph, libs, threads, verified)]
+
+
+def candidate_key(graph: Graph, cand: SegmentCandidate, sigs: dict[str, str]) -> str:
+    nodes = [graph.node(n) for n in cand.nodes]
+    return segment_key(cand.library, segment_signature(graph, nodes, sigs), cand.kind == "whole graph")
+
+
 def rejection_key(task: MeasurementTask) -> str:
     """The verifications row remembering that a segment was excluded (per library and thread count)."""
     return f"{task.library}@{task.threads}"
@@ -181,28 +204,16 @@ class Profiler:
                 and (t.kind != "segment" or self.db.get_verification(t.key, rejection_key(t)) is None)]
 
     def segment_candidates(self) -> list[SegmentCandidate]:
-        """Runs worth measuring whole on each installed library that compiles segments, where its fusable
-        primitive verified on every node (see measure/segment_candidates.py)."""
-        libs = [lib.name for lib in registry.installed_libraries() if lib.segment is not None]
-        return segment_candidates(self.graph, libs, self.threads, self._fusable_verified)
-
-    def _fusable_verified(self, library: str, node: Node) -> bool:
-        try:
-            prim = fusable_primitive(node, library)
-        except ValueError:  # the library has no primitive that can join a segment for this op
-            return False
-        rec = self.db.get_verification(self.sigs[node.name], prim)
-        return rec is not None and rec.ok
+        """Runs worth measuring whole (see `keyed_segment_candidates`)."""
+        return [c for c, _ in keyed_segment_candidates(self.graph, self.db, self.threads, self.sigs)]
 
     def segment_key(self, cand: SegmentCandidate) -> str:
-        nodes = [self.graph.node(n) for n in cand.nodes]
-        return segment_key(cand.library, segment_signature(self.graph, nodes, self.sigs), cand.kind == "whole graph")
+        return candidate_key(self.graph, cand, self.sigs)
 
     def _segment_tasks(self) -> list[MeasurementTask]:
         """One task per (segment content, library, threads): identical blocks share one measurement."""
         out, seen = [], set()
-        for cand in self.segment_candidates():
-            key = self.segment_key(cand)
+        for cand, key in keyed_segment_candidates(self.graph, self.db, self.threads, self.sigs):
             if (key, cand.threads) not in seen:
                 seen.add((key, cand.threads))
                 out.append(segment_task(key, cand.library, cand.threads, cand.nodes, cand.kind))

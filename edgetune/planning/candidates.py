@@ -17,10 +17,10 @@ from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
 from edgetune.graph.reference import reference_samples
 from edgetune.kernels.segments import fusable_primitive
-from edgetune.planning.design_space import choice_to_plan_choices
+from edgetune.planning.design_space import choice_segments, choice_to_plan_choices
 from edgetune.planning.results import CandidateRow, TuneConfig
 from edgetune.runtime.executor import Executor
-from edgetune.runtime.plan import NodeChoice, Plan
+from edgetune.runtime.plan import NodeChoice, Plan, merged_segments
 from edgetune.search import DesignSpace, SearchResult, get_strategy
 
 WHOLE_GRAPH_ORT = "whole graph in one ONNX Runtime session"
@@ -54,12 +54,19 @@ class Candidate:
 def to_plan(graph: Graph, space: DesignSpace, choice: list[int], meta: dict[str, Any], ort_spin: str = "auto") -> Plan:
     """The Plan that runs `choice` of `space` on `graph`."""
     picks = choice_to_plan_choices(space, choice)
-    return Plan.for_graph(graph, {n: NodeChoice(p, t) for n, (p, t) in picks.items()}, meta=meta, ort_spin=ort_spin)
+    choices = {n: NodeChoice(p, t) for n, (p, t) in picks.items()}
+    measured = choice_segments(space, choice)  # segments measured whole, then the merged runs between them
+    merged = merged_segments(graph, choices, exclude={n for seg in measured for n in seg.nodes})
+    return Plan.for_graph(graph, choices, segments=measured + merged, meta=meta, ort_spin=ort_spin)
 
 
 def all_ort_choice(space: DesignSpace, graph: Graph) -> list[int] | None:
-    """The whole graph on ONNX Runtime as one fused session (the peer, expressed as a plan)."""
+    """The whole graph on ONNX Runtime as one fused session (the peer, expressed as a plan): its option
+    measured whole where the profiler measured it, else every node's fusable ORT option."""
     threads = max(o.meta.get("threads", 1) for opts in space.options for o in opts)
+    whole = whole_graph_choice(space, "onnxruntime", threads)
+    if whole is not None:
+        return whole
     choice = []
     for node, opts in zip(graph.nodes, space.options, strict=True):
         want = f"{fusable_primitive(node)}@{threads}"
@@ -70,6 +77,33 @@ def all_ort_choice(space: DesignSpace, graph: Graph) -> list[int] | None:
     return choice
 
 
+def whole_graph_choice(space: DesignSpace, library: str, threads: int) -> list[int] | None:
+    """Every node on the whole-graph segment of `library` at `threads`, when it was measured."""
+    choice = []
+    for opts in space.options:
+        idx = [k for k, o in enumerate(opts) if o.meta.get("segment_kind") == "whole graph"
+               and o.meta.get("library") == library and o.meta.get("threads") == threads]
+        if not idx:
+            return None
+        choice.append(idx[0])
+    return choice
+
+
+def whole_graph_candidates(space: DesignSpace) -> list[tuple[str, list[int]]]:
+    """The whole graph on each backend that compiled it, at each thread count measured (besides ORT at all
+    cores, which is `WHOLE_GRAPH_ORT`)."""
+    found = sorted({(o.meta["library"], int(o.meta["threads"])) for o in space.options[0]
+                    if o.meta.get("segment_kind") == "whole graph"}) if space.options else []
+    top = max((t for _, t in found), default=0)
+    out = []
+    for lib, t in found:
+        if (lib, t) != ("onnxruntime", top):
+            choice = whole_graph_choice(space, lib, t)
+            if choice is not None:
+                out.append((f"whole graph on {lib}, {t} thread{'s' if t > 1 else ''}", choice))
+    return out
+
+
 def pick_candidates(graph: Graph, space: DesignSpace, exact: SearchResult, chosen: SearchResult,
                     cfg: TuneConfig) -> list[Candidate]:
     """The distinct plans worth measuring, in the order the report lists them (a plan reached twice is
@@ -77,7 +111,8 @@ def pick_candidates(graph: Graph, space: DesignSpace, exact: SearchResult, chose
     cm = space.cost_model
     greedy = get_strategy("greedy").search(space, 1, cfg.seed, cfg.objective, cfg.max_memory)
     named = [("exact optimum (predicted)", exact.best_choice), (f"{cfg.strategy} best", chosen.best_choice),
-             ("greedy (per-layer fastest)", greedy.best_choice), (WHOLE_GRAPH_ORT, all_ort_choice(space, graph))]
+             ("greedy (per-layer fastest)", greedy.best_choice), (WHOLE_GRAPH_ORT, all_ort_choice(space, graph)),
+             *whole_graph_candidates(space)]
     cands: list[Candidate] = []
     seen: set[tuple[int, ...]] = set()
     for name, choice in named:

@@ -36,10 +36,11 @@ import numpy as np
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import FP32, Format
 from edgetune.kernels.registry import converter_route
-from edgetune.kernels.segments import fuses, pair_key
+from edgetune.kernels.segments import fusable_primitive, fuses, pair_key
 from edgetune.measure.db import NodeRecord, ProfileDB, node_signature
-from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives
+from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives, keyed_segment_candidates
 from edgetune.measure.switching import pool, switch_key
+from edgetune.runtime.plan import PlanSegment
 from edgetune.search.space import DesignSpace, Option
 
 INFEASIBLE_MS = 1e6  # an edge whose formats cannot be converted: never chosen by a sane search
@@ -119,9 +120,13 @@ def measure_space(graph: Graph, db: ProfileDB, threads: Iterable[int], precision
     """Read everything the DB holds about running `graph` at these thread counts and precisions."""
     threads, precisions = sorted(set(threads)), set(precisions)
     sigs = {n.name: node_signature(n, graph) for n in graph.nodes}
+    disp = db.get_converter(DISPATCH_KEY, (), 1)
+    dispatch = disp.median_ms if disp else 0.0
+    segment_opts = _segment_options(graph, db, threads, sigs, dispatch) if "fp32" in precisions else {}
     options, fallbacks, boundary_missing = [], [], []
     for node in graph.nodes:
         opts = _node_options(node, graph, db, sigs[node.name], threads, precisions)
+        opts += segment_opts.get(node.name, [])
         fallback = _fallback_option(node, graph, db, sigs[node.name])
         boundary_missing.append([_add_boundary_conversions(o, node, graph, db) for o in [*opts, fallback]])
         options.append(opts)
@@ -131,10 +136,62 @@ def measure_space(graph: Graph, db: ProfileDB, threads: Iterable[int], precision
     for i, (a_node, b_node) in enumerate(zip(graph.nodes, graph.nodes[1:], strict=False)):
         key = pair_key(graph, a_node, b_node, sigs[a_node.name], sigs[b_node.name])
         _add_neighbour_costs(edges, i, db, key, every[i], every[i + 1])
-    disp = db.get_converter(DISPATCH_KEY, (), 1)
+    _add_segment_consistency(edges, every)
     return MeasuredSpace(nodes=[n.name for n in graph.nodes], options=options, fallbacks=fallbacks,
-                         boundary_missing=boundary_missing, edges=edges,
-                         dispatch_ms_per_step=disp.median_ms if disp else 0.0)
+                         boundary_missing=boundary_missing, edges=edges, dispatch_ms_per_step=dispatch)
+
+
+# ---- segments measured whole ------------------------------------------------------------------------
+
+def _segment_options(graph: Graph, db: ProfileDB, threads: list[int], sigs: dict[str, str],
+                     dispatch_ms: float) -> dict[str, list[Option]]:
+    """Per node, one option per measured segment that covers it. A segment of k nodes measured whole at
+    T ms gives each member T/k minus its share of the k-1 dispatches the cost model would add, so that
+    all k together cost exactly T plus one step; `_add_segment_consistency` makes it all or nothing."""
+    out: dict[str, list[Option]] = {}
+    for sid, (cand, key) in enumerate(keyed_segment_candidates(graph, db, threads, sigs)):
+        rec = db.get_converter(key, (), cand.threads)
+        if rec is None:
+            continue
+        k = len(cand.nodes)
+        share = rec.median_ms / k - dispatch_ms * (k - 1) / k
+        for name in cand.nodes:
+            node = graph.node(name)
+            prim = fusable_primitive(node, cand.library)
+            alone = db.get_node(sigs[name], prim, cand.threads)
+            weights = option_memory(alone)[0] if alone is not None else 0
+            out.setdefault(name, []).append(Option(
+                key=f"segment{sid}:{cand.library}@{cand.threads}", time_ms=share, weight_bytes=weights,
+                workspace_bytes=0, out_format=FP32.key, in_formats=[FP32.key] * len(graph.dynamic_inputs(node)),
+                precision="fp32",
+                meta={"primitive": prim, "threads": cand.threads, "library": cand.library, "segment": sid,
+                      "segment_nodes": list(cand.nodes), "segment_kind": cand.kind, "segment_ms": rec.median_ms,
+                      "disturbed": rec.disturbed, "spread": rec.spread},
+                group=sid,
+            ))
+    return out
+
+
+def _add_segment_consistency(edges: dict[tuple[int, int], _EdgeTable], every: list[list[Option]]) -> None:
+    """Between consecutive members of each segment, an infeasible cost where exactly one of the two takes
+    the segment's option: a segment runs whole or not at all."""
+    members: dict[int, list[tuple[int, int]]] = {}
+    for i, opts in enumerate(every):
+        for a, o in enumerate(opts):
+            if "segment" in o.meta:
+                members.setdefault(o.meta["segment"], []).append((i, a))
+    for chain in members.values():
+        for (i, a), (j, b) in zip(chain, chain[1:], strict=False):
+            shape = (len(every[i]), len(every[j]))
+            table = edges.get((i, j))
+            if table is None:
+                table = edges[(i, j)] = _EdgeTable(np.zeros(shape), False, np.zeros(shape, bool))
+            m = np.zeros(shape)
+            m[a, :] += INFEASIBLE_MS
+            m[:, b] += INFEASIBLE_MS
+            m[a, b] = 0.0
+            table.cost = table.cost + m
+            table.measured |= m != 0
 
 
 def option_memory(rec: NodeRecord) -> tuple[int, int]:
@@ -262,6 +319,8 @@ def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Opti
     for a, oa in enumerate(opts_a):
         for b, ob in enumerate(opts_b):
             ta, tb = oa.meta.get("threads"), ob.meta.get("threads")
+            if "segment" in oa.meta or "segment" in ob.meta:  # a segment is measured whole, not by pairs
+                continue
             if fuses(oa.meta.get("primitive", "")) and fuses(ob.meta.get("primitive", "")) and ta == tb:
                 rec = db.get_converter(key, (), ta)
                 if rec is not None:
@@ -300,3 +359,14 @@ def choice_to_plan_choices(space: DesignSpace, choice: list[int]) -> dict[str, t
     """Node name -> (primitive, threads) for a search result."""
     return {name: (space.options[i][c].meta["primitive"], int(space.options[i][c].meta["threads"]))
             for i, (name, c) in enumerate(zip(space.nodes, choice, strict=True))}
+
+
+def choice_segments(space: DesignSpace, choice: list[int]) -> list[PlanSegment]:
+    """The measured segments a search result takes (each once, its nodes in graph order)."""
+    found: dict[int, PlanSegment] = {}
+    for i, c in enumerate(choice):
+        m = space.options[i][c].meta
+        if "segment" in m and m["segment"] not in found:
+            found[m["segment"]] = PlanSegment(m["library"], int(m["threads"]), list(m["segment_nodes"]))
+    return list(found.values())
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,15 @@ class PlanSegment:
         return {"library": self.library, "threads": self.threads, "nodes": list(self.nodes)}
 
 
-def merged_segments(graph: Graph, choices: dict[str, NodeChoice]) -> list[PlanSegment]:
+def merged_segments(graph: Graph, choices: dict[str, NodeChoice], exclude: Iterable[str] = ()) -> list[PlanSegment]:
     """The segments of plans that do not name theirs (format 1, or built from per-node choices): each maximal
     run of consecutive nodes (topological order) whose primitives fuse, of one library, at one thread
-    count, of two nodes or more."""
+    count, of two nodes or more. Nodes in `exclude` (already in a named segment) end a run."""
     runs: list[list[str]] = []
     prev: NodeChoice | None = None
+    skip = set(exclude)
     for n in graph.nodes:
-        c = choices.get(n.name)
+        c = None if n.name in skip else choices.get(n.name)
         if c is not None and prev is not None and _joins(prev, c) and runs:
             runs[-1].append(n.name)
         else:

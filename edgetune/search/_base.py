@@ -24,7 +24,7 @@ strategy.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -63,8 +63,10 @@ class SearchResult:
 class Evaluator:
     """Scores whole plans within a budget and remembers the best one and the trace."""
 
-    def __init__(self, scorer: Scorer, budget: int) -> None:
+    def __init__(self, scorer: Scorer, budget: int, repair: Callable[[Sequence[int]], list[int]] | None = None
+                 ) -> None:
         self.scorer = scorer
+        self.repair = repair  # makes a proposed plan feasible (all-or-nothing groups) before it is scored
         self.budget = budget
         self.evaluations = 0
         self.best_choice: list[int] | None = None
@@ -81,6 +83,8 @@ class Evaluator:
         if self.evaluations >= self.budget:
             raise BudgetExhausted
         self.evaluations += 1
+        if self.repair is not None:
+            choice = self.repair(choice)
         s = self.scorer.score(choice)
         if s < self.best_score:
             self.best_score = s
@@ -125,7 +129,7 @@ class Strategy(ABC):
             raise EdgetuneError(f"search budget must be a positive number of evaluations, got {budget!r}")
         obj = Objective.parse(objective, max_memory)
         scorer = Scorer(space, obj)
-        ev = Evaluator(scorer, int(budget))
+        ev = Evaluator(scorer, int(budget), space.repair)
         rng = np.random.default_rng(seed)
         try:
             meta = dict(self._run(space, ev, rng) or {})

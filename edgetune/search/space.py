@@ -25,6 +25,8 @@ class Option:
     `key` names it for the plan (e.g. "conv.im2col.numpy@2"); `time_ms` is its measured time;
     `weight_bytes` the parameters it keeps resident (packed/quantised); `workspace_bytes` its scratch
     memory while it runs. Formats are informative here: the edge cost matrices already price them.
+    `group`: options of several nodes sharing a group id run all or nothing (a segment measured whole:
+    a plan takes it on every member node or on none; `DesignSpace.repair` enforces it).
     """
 
     key: str
@@ -35,6 +37,7 @@ class Option:
     in_formats: list[str] = field(default_factory=list)
     precision: str = "fp32"
     meta: dict[str, Any] = field(default_factory=dict)
+    group: int | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Option:
@@ -89,6 +92,24 @@ class DesignSpace:
                 raise EdgetuneError(f"edge {self.nodes[i]}->{self.nodes[j]}: cost matrix {arr.shape}, want {want}")
             mats.append(arr)
         self.edge_cost = mats
+        self._groups: dict[int, list[tuple[int, int]]] = {}
+        for i, opts in enumerate(self.options):
+            for a, o in enumerate(opts):
+                if o.group is not None:
+                    self._groups.setdefault(o.group, []).append((i, a))
+        self._alone = [min((a for a, o in enumerate(opts) if o.group is None), key=lambda a: opts[a].time_ms,
+                           default=0) for opts in self.options]
+
+    def repair(self, choice: Sequence[int]) -> list[int]:
+        """The plan with every group either whole or dropped: members of a group some other member left
+        take their fastest option outside any group. The identity on a feasible plan."""
+        out = [int(c) for c in choice]
+        for members in self._groups.values():
+            taken = [i for i, a in members if out[i] == a]
+            if 0 < len(taken) < len(members):
+                for i in taken:
+                    out[i] = self._alone[i]
+        return out
 
     # ---- costs -------------------------------------------------------------------------------
 
