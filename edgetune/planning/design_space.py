@@ -83,16 +83,17 @@ class MeasuredSpace:
     edges: dict[tuple[int, int], _EdgeTable]
     dispatch_ms_per_step: float
 
-    def kept(self, i: int, precisions: set[str]) -> list[int]:
+    def kept(self, i: int, precisions: set[str], segments: bool = True) -> list[int]:
         """Indices of node i's allowed options; [fallback index] when none is allowed."""
-        keep = [k for k, o in enumerate(self.options[i]) if o.precision in precisions]
+        keep = [k for k, o in enumerate(self.options[i])
+                if o.precision in precisions and (segments or o.group is None)]
         return keep or [len(self.options[i])]
 
-    def view(self, precisions: Iterable[str]) -> tuple[DesignSpace, SpaceInfo]:
+    def view(self, precisions: Iterable[str], segments: bool = True) -> tuple[DesignSpace, SpaceInfo]:
         """The DesignSpace over the options of these precisions (the reference kernel where a node has
         none), and what it had to fall back on."""
         wanted = set(precisions)
-        keep = [self.kept(i, wanted) for i in range(len(self.nodes))]
+        keep = [self.kept(i, wanted, segments) for i in range(len(self.nodes))]
         every = [[*opts, fb] for opts, fb in zip(self.options, self.fallbacks, strict=True)]
         options = [[every[i][k] for k in ks] for i, ks in enumerate(keep)]
         fallbacks = [n for i, n in enumerate(self.nodes) if keep[i] == [len(self.options[i])]]

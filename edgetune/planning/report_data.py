@@ -109,7 +109,8 @@ def method_text(cfg: TuneConfig) -> Method:
         memory="edgetune plans: planned bytes = weights as the kernels hold them + the scratch buffers of "
                "all kernels + the activation arena peak from liveness analysis (bench/memory.py compares "
                "this with resident memory measured in a fresh process). ONNX Runtime: its weights. The "
-               "Pareto front uses the search's memory model, over fp32 and fp16-weight options: per option "
+               "Pareto front uses the search's memory model, over fp32 and fp16-weight per-node options "
+               "(not segments): per option "
                "the resident bytes the profiler measured for its kernel (at least its weights), or its "
                "reported weights where none were measured, plus the largest scratch of any option (measured "
                "transient peak, else reported workspace).",
