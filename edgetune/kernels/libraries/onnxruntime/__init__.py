@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.library import Library, Segment, ThreadPool
+from edgetune.kernels.one_node import pick_by_op
 
 
 def warm_up(threads: int) -> None:
@@ -21,11 +22,7 @@ def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str) ->
 
 def fusable_primitive(node: Node) -> str:
     """The one ORT primitive that can join a segment for `node` (plain ENABLE_ALL fp32 sessions)."""
-    if node.op == "Conv":
-        return "conv.mlas.ort"
-    if node.op in ("Gemm", "MatMul"):
-        return "gemm.mlas.ort"
-    return "op.ort"
+    return pick_by_op(node, "conv.mlas.ort", "gemm.mlas.ort", "op.ort")
 
 
 ORT_POOL = ThreadPool("ort", probe="conv.mlas.ort", warm_up=warm_up)

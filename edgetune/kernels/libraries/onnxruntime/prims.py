@@ -17,8 +17,9 @@ from onnx import helper, numpy_helper
 
 from edgetune.graph.ir import Activation, Graph, Node
 from edgetune.graph.onnx_export import to_onnx
-from edgetune.kernels.base import Kernel, PrepareContext, Primitive
+from edgetune.kernels.base import Kernel, PrepareContext
 from edgetune.kernels.libraries.onnxruntime.session import initializer_bytes, session, session_kernel
+from edgetune.kernels.one_node import OneNodeModel
 
 GENERIC_OPS = frozenset(
     {
@@ -50,9 +51,6 @@ GENERIC_OPS = frozenset(
     }
 )
 """The ops `op.ort` was first written for; it now takes any op without a dedicated ORT primitive."""
-DEDICATED_OPS = frozenset({"Conv", "Gemm", "MatMul"})
-"""Ops with their own ORT primitives (`conv.mlas.ort`, `gemm.mlas.ort`), so not `op.ort`'s."""
-
 
 # ---- building one-node models ----------------------------------------------------------------
 
@@ -132,50 +130,19 @@ def node_model(graph: Graph, node: Node, activation: Activation | None = None) -
     return to_onnx(graph, nodes=[one], inputs=dyn, outputs=[o for o in node.outputs if o])
 
 
-def shapes_known(node: Node, graph: Graph) -> str | None:
-    for v in [*graph.dynamic_inputs(node), *(o for o in node.outputs if o)]:
-        try:
-            graph.shape(v)
-        except KeyError:
-            return f"shape of {v} unknown"
-    return None
-
-
 # ---- primitives -----------------------------------------------------------------------------------
 
 
-class OrtNode(Primitive):
+class OrtNode(OneNodeModel):
     """A single-node fp32 session (Conv, Gemm/MatMul, or any other op ONNX can express)."""
 
     library = "onnxruntime"
 
     def __init__(self, name: str, op_types: frozenset[str], optimization: str = "all",
                  any_op: bool = False) -> None:
-        self.name = name
-        self.op_types = op_types
+        super().__init__(name, op_types, any_op)
         self.optimization = optimization
-        self.any_op = any_op
         self.fuses = optimization == "all"  # plain ENABLE_ALL fp32 sessions: their union is one session too
-
-    def runs(self, op: str) -> bool:
-        """The generic `op.ort` is a candidate for every op except those with a dedicated primitive;
-        whether ORT really runs a node is settled by verification (prepare fails otherwise)."""
-        return op not in DEDICATED_OPS if self.any_op else op in self.op_types
-
-    def ops_label(self) -> list[str]:
-        return [f"any op except {', '.join(sorted(DEDICATED_OPS))}"] if self.any_op else sorted(self.op_types)
-
-    def supports(self, node: Node, graph: Graph) -> str | None:
-        if node.op == "Conv":
-            if node.inputs[1] not in graph.initializers:
-                return "weights must be constant"
-            if len(graph.shape(node.inputs[0])) != 4:
-                return "only 2-D convolution (4-D input)"
-        if node.op == "Gemm" and node.inputs[1] not in graph.initializers:
-            return "B must be constant"
-        if not graph.dynamic_inputs(node):
-            return "no dynamic input (should have been constant-folded)"
-        return shapes_known(node, graph)
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         model = node_model(ctx.graph, node, node.activation)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.library import Library, Segment, ThreadPool
+from edgetune.kernels.one_node import pick_by_op
 
 
 def warm_up(threads: int) -> None:
@@ -23,11 +24,7 @@ def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str) ->
 
 def fusable_primitive(node: Node) -> str:
     """The OpenVINO primitive that can join a segment for `node` (every one: plain fp32 models)."""
-    if node.op == "Conv":
-        return "conv.cpu.openvino"
-    if node.op in ("Gemm", "MatMul"):
-        return "gemm.cpu.openvino"
-    return "op.openvino"
+    return pick_by_op(node, "conv.cpu.openvino", "gemm.cpu.openvino", "op.openvino")
 
 
 OPENVINO_POOL = ThreadPool("openvino", set_threads=None, probe="conv.cpu.openvino", warm_up=warm_up)
