@@ -115,6 +115,15 @@ def nhwc_out(y: torch.Tensor) -> np.ndarray:
     return a.numpy() if a.is_contiguous() else a.contiguous().numpy()
 
 
+def torch_input(x: np.ndarray, nhwc: bool, pre: list[int] | None) -> torch.Tensor:
+    """The kernel's numpy input as the NCHW-indexed tensor torch's conv takes (a channels-last view for
+    NHWC arrays), with the asymmetric part of the padding applied first."""
+    t = torch.from_numpy(x)
+    if nhwc:
+        t = t.permute(0, 3, 1, 2)
+    return F.pad(t, pre) if pre is not None else t
+
+
 def symmetric_pads(node: Node) -> bool:
     """Top equals bottom and left equals right: what kernels without a separate padding step need."""
     t, l, b, r = node.attr("pads", (0, 0, 0, 0))
@@ -175,11 +184,7 @@ class OneDNNConv(_TorchConv):
 
         def run(x: np.ndarray) -> list[Any]:
             with torch.inference_mode():
-                t = torch.from_numpy(x)
-                if nhwc:
-                    t = t.permute(0, 3, 1, 2)
-                if pre is not None:
-                    t = F.pad(t, pre)
+                t = torch_input(x, nhwc, pre)
                 y = _POINTWISE(t, wr, b, pad, st, dil, g, attr, scalars, None)
                 if after is not None:
                     torch_activation(y, after)
@@ -290,11 +295,7 @@ class NativeConv(_TorchConv):
 
         def run(x: np.ndarray) -> list[Any]:
             with torch.inference_mode():
-                t = torch.from_numpy(x)
-                if nhwc:
-                    t = t.permute(0, 3, 1, 2)
-                if pre is not None:
-                    t = F.pad(t, pre)
+                t = torch_input(x, nhwc, pre)
                 was = get_flag()
                 set_flag(False)
                 try:
