@@ -7,6 +7,7 @@ import pytest
 
 from edgetune.cli import main
 from edgetune.kernels import registry
+from edgetune.peers import runtimes as peers
 from edgetune.runtime.plan import Plan
 from tests.faulty_primitives import WRONG, FivePercentWrong
 
@@ -59,7 +60,7 @@ def test_tune_writes_plan_and_report(capsys, db_path, tmp_path):
     plan = Plan.load(res["plan"])
     assert plan.model == "mnist_cnn" and len(plan.choices) == 6
     v = res["verdict"]
-    assert v["best_peer"] in {"onnxruntime fp32", "torch eager NCHW", "torch eager channels_last"}
+    assert v["best_peer"] in {"onnxruntime fp32", "openvino f32", "torch eager NCHW", "torch eager channels_last"}
     assert v["speedup_vs_best_peer"] == pytest.approx(v["best_peer_ms"] / lat["plan"])
     assert res["executor"]["steps"] >= 1 and res["executor"]["per_step_us"] > 0
     summary = json.loads((out / "summary.json").read_text())
@@ -89,5 +90,17 @@ def test_bench_side_by_side(capsys):
     names = [r["variant"] for r in res["rows"]]
     assert names[0].startswith("edgetune blas")
     assert {"onnxruntime fp32", "onnxruntime int8", "torch eager NCHW", "torch eager channels_last"} <= set(names)
+    if peers.openvino_unavailable() is None:
+        assert {"openvino f32", "openvino default", "openvino int8"} <= set(names)
     assert all(r["median_ms"] > 0 and r["runs"] >= 5 for r in res["rows"])
     assert res["rows"][0]["speedup_vs_blas"] == pytest.approx(1.0)
+    rows = {r["variant"]: r for r in res["rows"]}
+    # every row, plan or peer, has its precision and its resident memory measured in a fresh process
+    assert all(r["precision"] and r["memory"]["fresh_process"]["total_bytes"] > 0 for r in res["rows"]), rows
+    assert rows["onnxruntime int8"]["precision"] == "int8" and not rows["onnxruntime int8"]["fp32_bar"]
+    assert rows["onnxruntime fp32"]["fp32_bar"] and rows[names[0]]["kind"] == "plan"
+    assert rows["onnxruntime fp32"]["memory"]["fresh_process"]["total_bytes"] > rows["onnxruntime fp32"]["memory"][
+        "weight_bytes"]
+    if "openvino f32" in rows:
+        assert rows["openvino f32"]["fp32_bar"] and not rows["openvino default"]["fp32_bar"]
+        assert rows["openvino default"]["memory"]["inference_precision"] in {"f32", "bf16", "f16"}

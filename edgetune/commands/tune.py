@@ -17,6 +17,7 @@ from edgetune.commands.profile import add_db_arguments, check_db_arguments, run_
 from edgetune.errors import EdgetuneError
 from edgetune.planning.loop import tune
 from edgetune.planning.results import TuneConfig
+from edgetune.planning.verdict import FP32_PEERS
 from edgetune.report.browser import check_page, find_browser
 from edgetune.report.html import write_report
 from edgetune.search import STRATEGIES, strategy_help
@@ -115,24 +116,37 @@ def _measured(result: dict[str, Any]) -> str:
     return f", {exact['measured_ms']:.2f} ms measured" if exact.get("measured_ms") else ""
 
 
+def _peer_memory(row: dict[str, Any]) -> int | None:
+    """A peer's resident bytes measured in a fresh process (compare's `fresh_process`), None if not measured."""
+    return row.get("memory", {}).get("fresh_process", {}).get("total_bytes")
+
+
 def render(result: dict[str, Any], console: Any) -> None:
     lat, mem, srch = result["latency_ms"], result["memory_bytes"], result["search"]
     t = Table(title=f"edgetune tune {result['model']}: measured side by side, "
                     f"batch {result.get('batch', 1)} (median of alternating rounds)")
-    for col in ("variant", "latency ms", "x vs BLAS", "x vs ONNX Runtime", "memory MB"):
-        t.add_column(col, justify="left" if col == "variant" else "right")
-    ort_mem = mem.get("onnxruntime_weights")
-    rows = [("edgetune plan", lat["plan"], mem["plan"]), ("BLAS fp32 baseline", lat["blas"], mem["blas"]),
-            ("ONNX Runtime fp32 (whole graph)", lat["onnxruntime"], ort_mem)]
-    for r in result.get("comparison", []):  # the other peers that were timed (torch eager, ...)
-        if str(r.get("variant", "")).startswith(("torch", "onnxruntime int8")):
-            rows.append((r["variant"], r["median_ms"], r.get("memory", {}).get("weight_bytes")))
-    for name, ms, m in rows:
-        t.add_row(name, f"{ms:.2f}", f"{lat['blas'] / ms:.2f}", f"{lat['onnxruntime'] / ms:.2f}",
-                  f"{m / 1e6:.1f}" if m else "-")
+    for col in ("variant", "precision", "latency ms", "x vs BLAS", "x vs ONNX Runtime", "memory MB"):
+        t.add_column(col, justify="left" if col in ("variant", "precision") else "right")
+    comparison = {str(r.get("variant", "")): r for r in result.get("comparison", [])}
+    ort = comparison.get("onnxruntime fp32", {})
+    plan_precision = str(comparison.get(srch["chosen_candidate"], {}).get("precision") or "")
+    rows = [("edgetune plan", plan_precision, lat["plan"], mem["plan"]),
+            ("BLAS fp32 baseline", "fp32", lat["blas"], mem["blas"]),
+            ("ONNX Runtime fp32 (whole graph)", "fp32", lat["onnxruntime"],
+             _peer_memory(ort) or mem.get("onnxruntime_weights"))]
+    for name, r in comparison.items():  # the other peers that were timed (OpenVINO, torch eager, ...)
+        if r.get("kind") == "peer" and name != "onnxruntime fp32":
+            rows.append((name, str(r.get("precision") or ""), r["median_ms"],
+                         _peer_memory(r) or r.get("memory", {}).get("weight_bytes")))
+    for name, precision, ms, m in rows:
+        bar = name in FP32_PEERS or name.startswith("ONNX Runtime fp32")
+        t.add_row(name, precision + (" (fp32 bar)" if bar else ""), f"{ms:.2f}", f"{lat['blas'] / ms:.2f}",
+                  f"{lat['onnxruntime'] / ms:.2f}", f"{m / 1e6:.1f}" if m else "-")
     console.print(t)
-    console.print(f"memory: planned total (weights + workspace + activation arena) for edgetune plans; weights only "
-                  f"for ONNX Runtime and the other peers. Search: {srch['strategy']} reached "
+    console.print(f"memory: planned total (weights + workspace + activation arena) for edgetune plans; for the peers "
+                  f"resident memory measured in a fresh process (peak RSS over an import-only baseline; weights "
+                  f"where that failed). fp32 bar: the peers the verdict holds the plan to; the others change the "
+                  f"numerics. Search: {srch['strategy']} reached "
                   f"{srch['predicted_ms']:.2f} ms predicted in "
                   f"{srch['evaluations']} evaluations; exact optimum {srch['optimum_ms']:.2f} ms "
                   f"predicted{_measured(result)} "

@@ -1,9 +1,9 @@
 """Measure what running a plan really costs in resident memory, in a fresh subprocess.
 
-Run as `python -m edgetune.measure.plan_memory MODEL PLAN THREADS [self]` (PLAN: reference, blas or a
-.json); prints one JSON line. Phases: (0) imports, library registry, and one throw-away load of the model
--> RSS0 (the first load's lazy imports, onnx.reference and the zoo, keep ~14 MB that later loads do not
-add: imports, not the plan);
+Run as `python -m edgetune.measure.plan_memory MODEL PLAN THREADS [self] [shapes=JSON]` (PLAN: reference,
+blas or a .json; JSON: the concrete input shapes, as `--input-shape` gives them); prints one JSON line.
+Phases: (0) imports, library registry, and one throw-away load of the model -> RSS0 (the first load's lazy
+imports, onnx.reference and the zoo, keep ~14 MB that later loads do not add: imports, not the plan);
 (1) load the graph, compile the executor (measuring each kernel's memory unless `self` is given, see
 edgetune.runtime.kernel_memory; this first pays the start-up of the libraries the plan uses), drop the
 graph's own copy of the weights (kernels keep what they need), run once so that libraries allocate their
@@ -36,17 +36,19 @@ from edgetune.runtime.plan import resolve_plan
 from edgetune.user_model import load_model
 
 
-def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> dict[str, Any]:
+def _child(model: str, plan_spec: str, threads: int, measure: bool = True,
+           input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
     import numpy as np  # noqa: F401 - part of the import baseline
 
     registry.load_all()
     set_threads(threads)
-    warm = load_model(model)  # the loader's lazy imports (onnx.reference, zoo: ~14 MB once) are not the plan's
+    # the loader's lazy imports (onnx.reference, zoo: ~14 MB once) are not the plan's
+    warm = load_model(model, input_shapes=input_shapes)
     warm.initializers.clear()
     del warm
     gc.collect()
     rss0 = rss_bytes()
-    graph = load_model(model)
+    graph = load_model(model, input_shapes=input_shapes)
     plan = resolve_plan(plan_spec, graph, threads, allow_foreign=True)
     feeds = default_feeds(graph)
     ex = Executor(graph, plan, check=False, measure_memory=measure)
@@ -63,11 +65,15 @@ def _child(model: str, plan_spec: str, threads: int, measure: bool = True) -> di
 
 
 def measure_plan_memory(model: str, plan_spec: str, threads: int, timeout_s: float = 600, *,
-                        measure_kernels: bool = True) -> dict[str, Any]:
-    """Planned vs measured memory of running `plan_spec` on `model` in a fresh interpreter; the plan's
-    figures use measured per-kernel memory unless `measure_kernels` is False (kernels' own reports)."""
+                        measure_kernels: bool = True,
+                        input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
+    """Planned vs measured memory of running `plan_spec` on `model` (at `input_shapes` where it has symbolic
+    dims) in a fresh interpreter; the plan's figures use measured per-kernel memory unless `measure_kernels`
+    is False (kernels' own reports)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
     args = [model, plan_spec, str(threads)] + ([] if measure_kernels else ["self"])
+    if input_shapes:
+        args.append("shapes=" + json.dumps({k: list(v) for k, v in input_shapes.items()}))
     proc = subprocess.run([sys.executable, "-m", "edgetune.measure.plan_memory", *args],
                           capture_output=True, text=True, timeout=timeout_s, env=env)
     if proc.returncode != 0:
@@ -86,4 +92,7 @@ def measure_plan_memory(model: str, plan_spec: str, threads: int, timeout_s: flo
 if __name__ == "__main__":
     if not os.path.exists("/proc/self/clear_refs"):
         sys.exit("peak-memory measurement needs Linux /proc")
-    print(json.dumps(_child(sys.argv[1], sys.argv[2], int(sys.argv[3]), measure=sys.argv[4:5] != ["self"])))
+    extra = sys.argv[4:]
+    shapes = next((json.loads(a[len("shapes="):]) for a in extra if a.startswith("shapes=")), None)
+    print(json.dumps(_child(sys.argv[1], sys.argv[2], int(sys.argv[3]), measure="self" not in extra,
+                            input_shapes={k: tuple(v) for k, v in shapes.items()} if shapes else None)))
