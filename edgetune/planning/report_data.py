@@ -63,11 +63,13 @@ def comparison_rows(result: TuneResult, best_name: str) -> list[ComparisonRow]:
         if r["variant"] in others:
             continue
         planned = r["memory"].get("total_bytes")
+        fresh = (r["memory"].get("fresh_process") or {}).get("total")
+        memory, kind = ((planned, "planned total") if planned else (fresh, "resident, fresh process") if fresh
+                        else (r["memory"].get("weight_bytes"), "weights only"))
         rows.append(ComparisonRow(
             variant=PLAN_VARIANT if r["variant"] == best_name else r["variant"], median_ms=r["median_ms"],
-            p10_ms=r["p10_ms"], p90_ms=r["p90_ms"], memory_bytes=planned or r["memory"].get("weight_bytes"),
-            memory_kind="planned total" if planned else "weights only", speedup_vs_blas=base / r["median_ms"],
-            note=r["memory"].get("note", "")))
+            p10_ms=r["p10_ms"], p90_ms=r["p90_ms"], memory_bytes=memory, memory_kind=kind,
+            speedup_vs_blas=base / r["median_ms"], note=r["memory"].get("note", "")))
     return rows
 
 
@@ -108,7 +110,8 @@ def method_text(cfg: TuneConfig) -> Method:
                    "workspace + activation arena from liveness) for edgetune plans, weights for ONNX Runtime.",
         memory="edgetune plans: planned bytes = weights as the kernels hold them + the scratch buffers of "
                "all kernels + the activation arena peak from liveness analysis (bench/memory.py compares "
-               "this with resident memory measured in a fresh process). ONNX Runtime: its weights. The "
+               "this with resident memory measured in a fresh process). Peers: resident bytes measured in a fresh "
+               "process (load, compile, one run; growth over an import-only baseline). The "
                "Pareto front uses the search's memory model, over fp32 and fp16-weight per-node options "
                "(not segments): per option "
                "the resident bytes the profiler measured for its kernel (at least its weights), or its "
