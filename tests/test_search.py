@@ -29,6 +29,7 @@ from edgetune.search import (
     synthetic_space,
 )
 from edgetune.search._base import Evaluator
+from edgetune.search._qlearning import QLearning, _QTable, _Walk, qsdnn_schedule
 
 
 def all_plans(space: DesignSpace) -> np.ndarray:
@@ -150,16 +151,64 @@ def test_qlearning_near_optimal_and_beats_random() -> None:
         ql.append(q.best_cost)
         rnd.append(get_strategy("random").search(sp, 1000, seed=seed).best_cost)
     assert np.mean(ql) < np.mean(rnd)
-    assert q.meta["alpha"] == 0.5 and q.meta["gamma"] == 0.9 and q.meta["schedule"][0] == [1.0, 0.3]
+    assert (q.meta["alpha"], q.meta["gamma"], q.meta["schedule"], q.meta["q_init"], q.meta["state"]) == (
+        1.0, 1.0, [[0.0, 1.0]], "greedy", "frontier")
 
 
 def test_qlearning_on_dag_and_schedule() -> None:
     sp = synthetic_space(7, 3, RESIDUAL_CONCAT, seed=5)
     opt = brute(sp)[1].min()
-    r = get_strategy("qlearning", alpha=0.1, replay_batch=4).search(sp, 300, seed=0)
-    assert r.best_cost <= 1.02 * opt and r.meta["alpha"] == 0.1
-    eps = get_strategy("qlearning")._epsilons(100)
+    for kw in ({"alpha": 0.1, "replay_batch": 4}, {"schedule": qsdnn_schedule(), "gamma": 0.9, "q_init": 0.0},
+               {"state": "inputs", "replay_best": False}):
+        r = get_strategy("qlearning", **kw).search(sp, 300, seed=0)
+        assert r.best_cost <= 1.02 * opt and all(r.meta[k] == (list(map(list, v)) if k == "schedule" else v)
+                                                 for k, v in kw.items())
+    eps = QLearning(schedule=qsdnn_schedule())._epsilons(100)
     assert (eps[:30] == 1.0).all() and eps[-1] == 0.1 and len(set(eps.tolist())) == 10
+    assert (get_strategy("qlearning")._episode_epsilons(10) == 0.0).all()
+
+
+def residual_concat_blocks(blocks: int) -> list[tuple[int, int]]:
+    """`blocks` copies of RESIDUAL_CONCAT in a row, each block's concat the next one's input."""
+    return [(i + 6 * b, j + 6 * b) for b in range(blocks) for i, j in RESIDUAL_CONCAT]
+
+
+@pytest.mark.parametrize(("blocks", "options", "seed"), [(3, 4, 0), (3, 4, 1), (4, 6, 1)])
+def test_qlearning_near_exact_on_merges(blocks: int, options: int, seed: int) -> None:
+    """Residual Adds and 3-way Concats in a row (10^8..10^19 plans): the agent's state carries the options
+    the merges' costs depend on, so 1000 episodes reach within 1 % of the optimum (issue 11)."""
+    sp = synthetic_space(6 * blocks + 1, options, residual_concat_blocks(blocks), seed=seed, negative=0.2)
+    opt = get_strategy("exact").search(sp, 1).best_cost
+    for s in (0, 1):
+        assert get_strategy("qlearning").search(sp, 1000, seed=s).best_cost <= 1.01 * opt
+
+
+def test_qlearning_state_and_reward_follow_the_cost_model() -> None:
+    """The rewards of an episode sum to minus the cost model's prediction (ms) or the plan's bytes, and
+    the frontier state determines the cost of the rest of the plan (the process is Markov)."""
+    sp = synthetic_space(30, 4, "dag", seed=7, negative=0.2, dispatch_ms_per_step=0.05)
+    rng = np.random.default_rng(0)
+    for memory in (False, True):
+        walk = _Walk.of(sp, memory, "frontier")
+        for _ in range(20):
+            _, choice, reward = QLearning()._episode(walk, _QTable(walk.counts), 1.0, rng)
+            want = sp.plan_memory(choice) if memory else sp.cost_model.predict(choice)
+            assert abs(-reward.sum() - want) < 1e-9 * max(1.0, want)
+    walk = _Walk.of(sp, False, "frontier")
+    n, k = len(sp.nodes), sp.n_options
+
+    def rest(t: int, c: np.ndarray) -> float:
+        return sum(float(walk.costs(u, c, 0)[c[u]]) for u in range(t, n))
+
+    for _ in range(200):
+        t = int(rng.integers(1, n))
+        a = np.array([rng.integers(x) for x in k])
+        b = np.array([rng.integers(x) for x in k])
+        b[t:] = a[t:]
+        for u, klass, _ in walk.signature[t]:  # same classes, not necessarily the same options
+            b[u] = rng.choice(np.flatnonzero(klass == klass[a[u]]))
+        assert walk.key(t, a, 0) == walk.key(t, b, 0)
+        assert abs(rest(t, a) - rest(t, b)) < 1e-9
 
 
 def check_result(sp: DesignSpace, r: SearchResult, name: str, budget: int, seed: int, objective: str,
@@ -326,6 +375,10 @@ def test_bad_input_raises() -> None:
         get_strategy("exact").search(sp, 1, max_memory=1)
     with pytest.raises(EdgetuneError, match="hyper-parameters"):
         get_strategy("qlearning", alpah=0.1)
+    with pytest.raises(EdgetuneError, match="valid: frontier, inputs"):
+        get_strategy("qlearning", state="previous")
+    with pytest.raises(EdgetuneError, match="q_init"):
+        get_strategy("qlearning", q_init="zero")
     with pytest.raises(EdgetuneError):
         sp.plan_cost([0, 0, 7, 0, 0, 0])
     with pytest.raises(EdgetuneError):
