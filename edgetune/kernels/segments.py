@@ -47,8 +47,12 @@ def fuses(primitive: str) -> bool:
         return False
 
 
-def segment_library(primitive: str) -> str:
-    return registry.get(primitive).library
+def library_of(primitive: str) -> str | None:
+    """The library of the primitive called `primitive`; None when no such primitive is registered here."""
+    try:
+        return registry.get(primitive).library
+    except KeyError:
+        return None
 
 
 def segment_kernel(graph: Graph, nodes: list[Node], threads: int, spin: str = "stop",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -130,29 +130,38 @@ def _time_converter(task: MeasurementTask, ctx: TaskContext) -> Timing:
     for c in converter_route(FP32, conv.src) or []:
         x = c.prepare(shape)(x)
     fn = conv.prepare(shape)
-    return time_callable(lambda: fn(x), time_cap_s=ctx.time_cap_s, max_runs=100, quiet_wait_s=0.3)
+    return _time(lambda: fn(x), ctx)
+
+
+def _compiled_on_samples(task: MeasurementTask, ctx: TaskContext, spin: str, library: str
+                         ) -> tuple[Callable[[], list[Any]], list[str]]:
+    """The task's nodes compiled as one kernel of `library`, bound to their reference samples (threads
+    set), and the values it outputs."""
+    nodes = [ctx.graph.node(n) for n in task.nodes]
+    kernel, ins, outs = segment_kernel(ctx.graph, nodes, task.threads, spin, library)
+    xs = [np.ascontiguousarray(ctx.samples[v]) for v in ins]
+    set_threads(task.threads)
+    return (lambda: kernel(*xs)), outs
+
+
+def _time(call: Callable[[], Any], ctx: TaskContext) -> Timing:
+    """Every task's timing budget: the context's cap, at most 100 runs, after the cores are quiet."""
+    return time_callable(call, time_cap_s=ctx.time_cap_s, max_runs=100, quiet_wait_s=0.3)
 
 
 def _time_ort_pair(task: MeasurementTask, ctx: TaskContext) -> Timing:
     """Both nodes in one ORT session on the reference samples: the price of fusing them in a plan."""
-    nodes = [ctx.graph.node(n) for n in task.nodes]
-    kernel, ins, _ = segment_kernel(ctx.graph, nodes, task.threads)
-    xs = [np.ascontiguousarray(ctx.samples[v]) for v in ins]
-    set_threads(task.threads)
-    return time_callable(lambda: kernel(*xs), time_cap_s=ctx.time_cap_s, max_runs=100, quiet_wait_s=0.3)
+    call, _ = _compiled_on_samples(task, ctx, "stop", "onnxruntime")
+    return _time(call, ctx)
 
 
 def _time_segment(task: MeasurementTask, ctx: TaskContext) -> Timing:
     """The run compiled whole, checked against the reference samples, then timed on them. A run that is the
     whole graph spins as ORT does by default ("on"), as a one-segment plan runs; others park ("stop")."""
-    g = ctx.graph
-    nodes = [g.node(n) for n in task.nodes]
     spin = "on" if task.key.endswith(":whole") else "stop"
     try:
-        kernel, ins, outs = segment_kernel(g, nodes, task.threads, spin, task.library)
-        xs = [np.ascontiguousarray(ctx.samples[v]) for v in ins]
-        set_threads(task.threads)
-        got = kernel(*xs)
+        call, outs = _compiled_on_samples(task, ctx, spin, task.library)
+        got = call()
     except Exception as e:  # noqa: BLE001 - a backend that cannot compile or run the run excludes it
         first = (str(e).splitlines() or [""])[0][:200]
         raise SegmentRejected(f"{task.library} cannot run it: {type(e).__name__}: {first}") from None
@@ -161,7 +170,7 @@ def _time_segment(task: MeasurementTask, ctx: TaskContext) -> Timing:
         err = float(np.max(np.abs(np.asarray(y, np.float64) - ref)) / max(float(np.max(np.abs(ref))), 1e-12))
         if not err <= SEGMENT_TOLERANCE:
             raise SegmentRejected(f"output {name} is off the reference by {err:.2e} (> {SEGMENT_TOLERANCE:g})")
-    return time_callable(lambda: kernel(*xs), time_cap_s=ctx.time_cap_s, max_runs=100, quiet_wait_s=0.3)
+    return _time(call, ctx)
 
 
 def _time_switch(task: MeasurementTask, ctx: TaskContext) -> Timing:

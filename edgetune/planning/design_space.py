@@ -165,7 +165,7 @@ def _segment_options(graph: Graph, db: ProfileDB, threads: list[int], sigs: dict
                 key=f"segment{sid}:{cand.library}@{cand.threads}", time_ms=share, weight_bytes=weights,
                 workspace_bytes=0, out_format=FP32.key, in_formats=[FP32.key] * len(graph.dynamic_inputs(node)),
                 precision="fp32",
-                meta={"primitive": prim, "threads": cand.threads, "library": cand.library, "segment": sid,
+                meta={"primitive": prim, "threads": cand.threads, "library": cand.library,
                       "segment_nodes": list(cand.nodes), "segment_kind": cand.kind, "segment_ms": rec.median_ms,
                       "disturbed": rec.disturbed, "spread": rec.spread},
                 group=sid,
@@ -179,8 +179,8 @@ def _add_segment_consistency(edges: dict[tuple[int, int], _EdgeTable], every: li
     members: dict[int, list[tuple[int, int]]] = {}
     for i, opts in enumerate(every):
         for a, o in enumerate(opts):
-            if "segment" in o.meta:
-                members.setdefault(o.meta["segment"], []).append((i, a))
+            if o.group is not None:
+                members.setdefault(o.group, []).append((i, a))
     for chain in members.values():
         for (i, a), (j, b) in zip(chain, chain[1:], strict=False):
             shape = (len(every[i]), len(every[j]))
@@ -320,7 +320,7 @@ def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Opti
     for a, oa in enumerate(opts_a):
         for b, ob in enumerate(opts_b):
             ta, tb = oa.meta.get("threads"), ob.meta.get("threads")
-            if "segment" in oa.meta or "segment" in ob.meta:  # a segment is measured whole, not by pairs
+            if oa.group is not None or ob.group is not None:  # a segment is measured whole, not by pairs
                 continue
             if fuses(oa.meta.get("primitive", "")) and fuses(ob.meta.get("primitive", "")) and ta == tb:
                 rec = db.get_converter(key, (), ta)
@@ -366,8 +366,9 @@ def choice_segments(space: DesignSpace, choice: list[int]) -> list[PlanSegment]:
     """The measured segments a search result takes (each once, its nodes in graph order)."""
     found: dict[int, PlanSegment] = {}
     for i, c in enumerate(choice):
-        m = space.options[i][c].meta
-        if "segment" in m and m["segment"] not in found:
-            found[m["segment"]] = PlanSegment(m["library"], int(m["threads"]), list(m["segment_nodes"]))
+        o = space.options[i][c]
+        if o.group is not None and o.group not in found:
+            m = o.meta
+            found[o.group] = PlanSegment(m["library"], int(m["threads"]), list(m["segment_nodes"]))
     return list(found.values())
 

@@ -20,6 +20,7 @@ from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
 from edgetune.graph.reference import reference_primitive_name
 from edgetune.kernels import registry
+from edgetune.kernels.segments import fuses, library_of
 
 PLAN_FORMAT = 2  # 2: explicit "segments"; 1 (no segments: runs of fusable nodes merge) still loads
 READABLE_FORMATS = (1, 2)
@@ -79,31 +80,13 @@ def merged_segments(graph: Graph, choices: dict[str, NodeChoice], exclude: Itera
         else:
             runs.append([n.name])
         prev = c
-    return [PlanSegment(_library(choices[r[0]].primitive), choices[r[0]].threads, r) for r in runs if len(r) > 1]
-
-
-def _library(primitive: str) -> str:
-    return registry.get(primitive).library
-
-
-def _library_or_none(primitive: str) -> str | None:
-    try:
-        return _library(primitive)
-    except KeyError:
-        return None
-
-
-def _fuses(primitive: str) -> bool:
-    try:
-        return registry.get(primitive).fuses
-    except KeyError:
-        return False
+    return [PlanSegment(str(library_of(choices[r[0]].primitive)), choices[r[0]].threads, r) for r in runs if len(r) > 1]
 
 
 def _joins(prev: NodeChoice, choice: NodeChoice) -> bool:
     """Whether a node on `choice` continues the segment of the node before it, on `prev`."""
-    return (prev.threads == choice.threads and _fuses(prev.primitive) and _fuses(choice.primitive)
-            and _library(prev.primitive) == _library(choice.primitive))
+    return (prev.threads == choice.threads and fuses(prev.primitive) and fuses(choice.primitive)
+            and library_of(prev.primitive) == library_of(choice.primitive))
 
 
 def _segments(raw: Any, path: Path) -> list[PlanSegment]:
@@ -310,7 +293,7 @@ class Plan:
                                     f"({registry.unavailable()[seg.library]})")
             for n in seg.nodes:
                 c = self.choices[n]
-                if _library_or_none(c.primitive) != seg.library or c.threads != seg.threads:
+                if library_of(c.primitive) != seg.library or c.threads != seg.threads:
                     raise EdgetuneError(f"{source}: node {n} is in segment {i} ({seg.library} at {seg.threads} "
                                         f"threads) but chooses {c.primitive} at {c.threads} threads")
 
