@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgetune.device.cpu import describe, library_versions
+from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
 from edgetune.graph.reference import default_feeds
 from edgetune.kernels.backends import generic_nodes
@@ -27,6 +28,7 @@ from edgetune.measure.overhead import executor_overhead
 from edgetune.measure.profiler import ProfileSummary
 from edgetune.measure.timing import Timing
 from edgetune.planning.candidates import Candidate, compile_candidates, pick_candidates, to_plan
+from edgetune.planning.closed_loop import MAX_ROUNDS, MeasuredPlan, agrees, fit_boundaries, write_fit
 from edgetune.planning.design_space import SpaceInfo, measure_space
 from edgetune.planning.report_data import (
     comparison_rows,
@@ -81,18 +83,23 @@ class Searches:
 
 @dataclass
 class SideBySide:
-    """One alternating end-to-end run of the compiled candidates, the BLAS baseline and the peers."""
+    """One alternating end-to-end run of the compiled candidates, the BLAS baseline and the peers, and the
+    rows of candidates measured in the closed loop's other runs (`earlier`: not side by side with the peers)."""
 
     rows: list[dict[str, Any]]
     blas: Executor
+    earlier: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self, variant: str) -> dict[str, Any]:
         """The measured row of `variant` (every runnable candidate and the fixed peers have one)."""
-        return next(r for r in self.rows if r["variant"] == variant)
+        found = self.measured(variant)
+        if found is None:
+            raise KeyError(variant)
+        return found
 
     def measured(self, variant: str) -> dict[str, Any] | None:
         """The measured row of `variant`, None when it was not measured (a refused candidate)."""
-        return next((r for r in self.rows if r["variant"] == variant), None)
+        return next((r for r in [*self.rows, *self.earlier] if r["variant"] == variant), None)
 
 
 @dataclass
@@ -105,6 +112,7 @@ class Outcome:
     best: Candidate
     verdict: dict[str, Any]
     executor: dict[str, Any]
+    loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds (closed_loop.py)
 
 
 def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profile_summary: ProfileSummary,
@@ -119,6 +127,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profil
     picked = pick_candidates(graph, spaces.search, searches.exact, searches.chosen, cfg)
     cands = compile_candidates(graph, spaces.search, picked, feeds)
     outcome = measure_and_choose(src, cands, cfg, feeds, console)
+    spaces, searches, outcome = close_the_loop(src, db, cfg, spaces, searches, outcome, feeds, console)
     plan_path = save_plan(graph, spaces.search, outcome, cfg, out_dir, db)
     points, notes = pareto_points(spaces.search, spaces.front, outcome.best.choice)
     result = summarize(graph, cfg, db, profile_summary, spaces.search, searches, outcome, plan_path, notes)
@@ -185,6 +194,119 @@ def measure_and_choose(src: ModelSource, cands: list[Candidate], cfg: TuneConfig
     return Outcome(cands=cands, side=side, best=best, verdict=verdict, executor=executor_summary(best, feeds))
 
 
+def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spaces, searches: Searches,
+                   outcome: Outcome, feeds: dict[str, np.ndarray], console: Any) -> tuple[Spaces, Searches, Outcome]:
+    """Until the chosen plan's prediction agrees with its measurement (planning/closed_loop.py): fit the
+    boundary costs to every plan measured so far, write them to the DB, search again, measure the plans the
+    search now prefers beside the current best, and take the faster. A changed choice is measured once more
+    side by side with the peers, so that the verdict compares one run."""
+    first_best = outcome.best
+    for round_no in range(1, MAX_ROUNDS + 1):
+        best_ms = outcome.side.row(outcome.best.name)["median_ms"]
+        entry: dict[str, Any] = {"round": round_no, "chosen": outcome.best.name,
+                                 "predicted_ms": outcome.best.predicted_ms, "measured_ms": best_ms}
+        outcome.loop.append(entry)
+        if agrees(outcome.best.predicted_ms, best_ms):
+            entry["stop"] = "the chosen plan's prediction agrees with its measurement"
+            break
+        plans = _measured_plans(outcome)
+        entry["plans"] = [{"name": p.name, "predicted_ms": p.predicted_ms, "measured_ms": p.measured_ms} for p in plans]
+        fit = fit_boundaries(spaces.search, db, plans)
+        write_fit(db, fit)
+        entry["fit"] = fit.to_dict()
+        console.print(f"closing the loop, round {round_no}: chosen plan predicted {outcome.best.predicted_ms:.2f} ms, "
+                      f"measured {best_ms:.2f} ms; boundary costs fitted to {fit.plans} measured plans (RMS error "
+                      f"{fit.residual_before_ms:.2f} -> {fit.residual_after_ms:.2f} ms), searching again...")
+        refit = build_spaces(src.graph, db, cfg, _Quiet())
+        if not _same_options(spaces.search, refit.search):
+            entry["stop"] = "the design space changed under the refit (options differ): stopped"
+            break
+        spaces = refit
+        for c in outcome.cands:
+            c.predicted_ms = spaces.search.cost_model.predict(c.choice)
+        searches = run_strategies(spaces.search, replace(cfg, compare_all_strategies=False), _Quiet())
+        new = _new_candidates(src.graph, spaces.search, searches, cfg, outcome, round_no)
+        entry["new_candidates"] = [c.name for c in new]
+        if not new:
+            entry["stop"] = "the refitted search proposes no plan that was not measured"
+            outcome.best = choose_by_measurement(outcome.cands, outcome.side, cfg.objective)
+            continue
+        _measure_round(src, cfg, spaces, outcome, new, feeds, console)
+    if outcome.best is not first_best:
+        console.print(f"the loop changed the chosen plan to {outcome.best.name!r}: measuring it side by side with "
+                      "the peers...")
+        outcome = _confirm(src, cfg, outcome, feeds, console)
+    return spaces, searches, outcome
+
+
+def _measured_plans(outcome: Outcome) -> list[MeasuredPlan]:
+    """Every candidate with an end-to-end measurement, as the fit reads it."""
+    out = []
+    for c in outcome.cands:
+        row = outcome.side.measured(c.name) if c.executor is not None else None
+        if row is not None and c.ort_spin == "auto":  # a spin variant repeats its plan's choice
+            out.append(MeasuredPlan(c.name, list(c.choice), c.predicted_ms, row["median_ms"]))
+    return out
+
+
+def _same_options(a: DesignSpace, b: DesignSpace) -> bool:
+    return [[o.key for o in opts] for opts in a.options] == [[o.key for o in opts] for opts in b.options]
+
+
+def _new_candidates(graph: Graph, space: DesignSpace, searches: Searches, cfg: TuneConfig, outcome: Outcome,
+                    round_no: int) -> list[Candidate]:
+    """The refitted search's candidates that were not measured yet, named by the round that found them."""
+    seen = {tuple(c.choice) for c in outcome.cands}
+    picked = pick_candidates(graph, space, searches.exact, searches.chosen, cfg)
+    fresh = [c for c in picked if tuple(c.choice) not in seen]
+    for c in fresh:
+        c.name = f"{c.name}, loop round {round_no}"
+    return fresh
+
+
+def _measure_round(src: ModelSource, cfg: TuneConfig, spaces: Spaces, outcome: Outcome, new: list[Candidate],
+                   feeds: dict[str, np.ndarray], console: Any) -> None:
+    """Compile the new candidates and time them beside the current best (no peers); the faster becomes the
+    best. The best keeps its first row (side by side with the peers) unless it lost."""
+    try:
+        new = compile_candidates(src.graph, spaces.search, new, feeds)
+    except EdgetuneError as e:
+        outcome.loop[-1]["stop"] = f"no new candidate compiled: {e}"
+        return
+    outcome.cands.extend(new)
+    variants = {c.name: c.executor for c in new if c.executor is not None}
+    again = f"{outcome.best.name} (again)"
+    variants[again] = outcome.best.executor
+    rows = compare(src, variants, threads=max(cfg.threads), time_cap=cfg.compare_time_cap_s, console=console,
+                   int8=False, peers=False)
+    by_name = {r["variant"]: r for r in rows}
+    outcome.side.earlier.extend(r for r in rows if r["variant"] != again)
+    winner = min(by_name, key=lambda n: by_name[n]["median_ms"])
+    if winner != again:
+        outcome.best = next(c for c in new if c.name == winner)
+
+
+def _confirm(src: ModelSource, cfg: TuneConfig, outcome: Outcome, feeds: dict[str, np.ndarray],
+             console: Any) -> Outcome:
+    """The loop's choice measured once more side by side with the BLAS baseline and the peers; the other
+    candidates keep their rows from the runs that measured them."""
+    best = outcome.best
+    side = measure_side_by_side(src, [best], cfg, console)
+    side.earlier = [r for r in [*outcome.side.rows, *outcome.side.earlier]
+                    if r["kind"] == "plan" and r["variant"] not in (best.name, BLAS_BASELINE)]
+    verdict = peer_verdict(best, side.row(best.name), side.rows)
+    console.print(verdict["statement"])
+    return Outcome(cands=outcome.cands, side=side, best=best, verdict=verdict,
+                   executor=executor_summary(best, feeds), loop=outcome.loop)
+
+
+class _Quiet:
+    """A console that prints nothing: the loop's rebuilt spaces and searches repeat what was said."""
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def choose_by_measurement(cands: list[Candidate], side: SideBySide, objective: str) -> Candidate:
     """The fastest measured candidate (for the memory objective: the smallest planned memory, then the
     fastest), whatever the cost model predicted."""
@@ -243,7 +365,7 @@ def summarize(graph: Graph, cfg: TuneConfig, db: ProfileDB, profile_summary: Pro
                               seconds=profile_summary.seconds, excluded=len(profile_summary.excluded)),
         candidates=[c.row(side.measured(c.name), c is best) for c in outcome.cands],
         comparison=side.rows, verdict=outcome.verdict, executor=outcome.executor, notes=notes, device=describe(),
-        report=None, batch=batch_of(graph))
+        report=None, batch=batch_of(graph), loop=outcome.loop)
 
 
 def report_for(graph: Graph, cfg: TuneConfig, spaces: Spaces, searches: Searches, outcome: Outcome,
@@ -258,7 +380,7 @@ def report_for(graph: Graph, cfg: TuneConfig, spaces: Spaces, searches: Searches
         optimum_ms=_latency(searches.exact), pareto=pareto, candidates=result.candidates,
         comparison=comparison_rows(result, outcome.best.name), verdict=result.verdict, executor=result.executor,
         profile=result.profile, profile_db=result.db, plan_path=result.plan,
-        notes=report_notes(graph, spaces.info, result))
+        notes=report_notes(graph, spaces.info, result), loop=result.loop)
 
 
 def _latency(r: SearchResult) -> float:

@@ -125,6 +125,7 @@ class TuneResult:
     device: dict[str, Any]
     report: str | None  # report.html, once written
     batch: int
+    loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds (planning/closed_loop.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (summary.json, `tune --json`); "notes" only when there are some."""
@@ -241,3 +242,4 @@ class ReportData:
     profile_db: str = ""
     plan_path: str = ""
     notes: list[str] = field(default_factory=list)
+    loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds, as TuneResult.loop
