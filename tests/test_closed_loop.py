@@ -95,3 +95,12 @@ def test_fit_never_makes_a_cost_negative_and_keeps_unseen_kinds(db):
 def test_agreement_is_ten_percent_of_the_measurement():
     assert agrees(10.9, 10.0) and agrees(9.1, 10.0)
     assert not agrees(11.2, 10.0) and not agrees(4.46, 7.42)
+
+
+def test_fitted_costs_are_listed_by_prefix(db):
+    db.put_converter("observed:run", (), 0, _timing(0.2))
+    db.put_converter("observed:switch:a@1<->b@2", (), 0, _timing(0.7))
+    db.put_converter("observedXrun", (), 0, _timing(9.0))  # '_' and '%' in a prefix are literal, not wildcards
+    db.put_converter("switch:a@1<->b@2", (), 0, _timing(0.1))
+    assert db.converters_like("observed:") == {"observed:run": 0.2, "observed:switch:a@1<->b@2": 0.7}
+    assert db.converters_like("observed_") == {}
