@@ -224,7 +224,9 @@ def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spa
         spaces = refit
         for c in outcome.cands:
             c.predicted_ms = spaces.search.cost_model.predict(c.choice)
-        searches = run_strategies(spaces.search, replace(cfg, compare_all_strategies=False), _Quiet())
+        again = run_strategies(spaces.search, replace(cfg, compare_all_strategies=False), _Quiet())
+        # the compared strategies keep their runs on the first model (the report compares them on one model)
+        searches = Searches(exact=again.exact, chosen=again.chosen, runs={**searches.runs, **again.runs})
         new = _new_candidates(src.graph, spaces.search, searches, cfg, outcome, round_no)
         entry["new_candidates"] = [c.name for c in new]
         if not new:
