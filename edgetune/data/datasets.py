@@ -243,7 +243,7 @@ def _csv_row(csv_path: Path, lineno: int, row: list[str]) -> tuple[str, int | No
     """(file, label) of one row; label None for a header on line 1."""
     cells = [c.strip() for c in row]
     if len(cells) != 2 or not cells[0]:
-        raise EdgetuneError(f"{csv_path}:{lineno}: expected 'FILE, LABEL', got {','.join(row)!r}")
+        raise EdgetuneError(f"{csv_path}:{lineno}: expected 'FILE, LABEL', got {', '.join(row)!r}")
     name, text = cells
     try:
         label = int(text)
