@@ -44,14 +44,16 @@ def fresh_process_memory(measured: dict[str, int]) -> dict[str, int]:
 
 
 def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float, console: Any,
-            int8: bool = True, peers: bool = True) -> list[dict[str, Any]]:
+            int8: bool = True, peers: bool = True,
+            calibration: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Time the given executors/callables together with the peers, alternating; one row per variant.
 
     `variants` maps a name to an Executor (memory planned) or to a (callable, weight_bytes) pair. Each row:
     variant, median_ms, p10_ms, p90_ms, runs, spread, disturbed, foreign_cores, memory (an Executor's
     planned memory; a peer's weights, note and `fresh_process`: static/transient/total bytes measured in a
     fresh interpreter, or `error`), precision (what the variant computes in; None for a bare callable) and
-    kind ("plan" or "peer"). `peers=False` times the variants alone (a closed loop's later rounds)."""
+    kind ("plan" or "peer"). `peers=False` times the variants alone (a closed loop's later rounds);
+    `calibration`: the feeds the int8 peers calibrate on (default: stand-ins, `peers.calibration_feeds`)."""
     feeds = default_feeds(src.graph)
     fns: dict[str, Any] = {}
     memory: dict[str, dict[str, Any]] = {}
@@ -66,7 +68,7 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
             memory[name] = {"weight_bytes": wb}
             precision[name] = None
     if peers:
-        _add_peers(src, feeds, threads, int8, fns, memory, precision, console)
+        _add_peers(src, feeds, threads, int8, fns, memory, precision, console, calibration)
     console.print(f"timing {len(fns)} variants side by side (alternating rounds, up to {time_cap:.0f} s)...")
     timings = time_alternating(fns, time_cap_s=time_cap, max_runs=500, target_rel_ci=0.02, block=COMPARE_BLOCK,
                                settle_s=COMPARE_SETTLE_S)
@@ -80,7 +82,8 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
 
 
 def _add_peers(src: Any, feeds: dict[str, Any], threads: int, int8: bool, fns: dict[str, Any],
-               memory: dict[str, dict[str, Any]], precision: dict[str, str | None], console: Any) -> None:
+               memory: dict[str, dict[str, Any]], precision: dict[str, str | None], console: Any,
+               calibration: list[dict[str, Any]] | None = None) -> None:
     """Build the whole-graph peers into `fns` and measure their resident memory, each in a fresh process."""
     torch_module = src.torch_module()
     names = ["ONNX Runtime fp32", *(["ONNX Runtime int8"] if int8 else []),
@@ -88,7 +91,7 @@ def _add_peers(src: Any, feeds: dict[str, Any], threads: int, int8: bool, fns: d
     console.print(f"preparing peers ({', '.join(names)})...")
     skipped: list[str] = []
     peers = build_peers(src.graph, src.onnx_model, feeds, threads, int8=int8, torch_module=torch_module,
-                        skipped=skipped)
+                        skipped=skipped, calibration=calibration)
     for line in skipped:
         console.print(line)
     for peer in peers:
