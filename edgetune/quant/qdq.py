@@ -73,6 +73,11 @@ class Quantizer:
             lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
         return maths.affine_qparams(lo, hi)
 
+    def q_output_name(self, tensor: str) -> str | None:
+        """The name the uint8 output of `tensor`'s QuantizeLinear has in every variant that quantises it
+        (None before any variant did)."""
+        return self._names.get((tensor, "q"))
+
     def build(self, int8_nodes: Iterable[str] | None = None) -> onnx.ModelProto:
         """The QDQ model where the units named in `int8_nodes` (None: all) compute in int8."""
         units = self._select(int8_nodes)
