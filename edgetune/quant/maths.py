@@ -76,9 +76,9 @@ def quantize_bias(b: np.ndarray, input_scale: float, w_scales: np.ndarray) -> tu
 
 
 def widen_for_bias(b: np.ndarray, input_scale: float, w_scales: np.ndarray) -> np.ndarray:
-    """Weight scales raised where the bias would not fit int32 in units of input_scale * scale (channels
-    whose weights are near zero but whose bias is not); unchanged elsewhere."""
-    need = np.abs(np.asarray(b, np.float64)) / (float(input_scale) * (INT32.max - 1))
+    """Weight scales raised where the bias would not fit int32 (with a factor 2 to spare for rounding) in
+    units of input_scale * scale: channels whose weights are near zero but whose bias is not."""
+    need = np.abs(np.asarray(b, np.float64)) / (float(input_scale) * (INT32.max // 2))
     return np.maximum(np.asarray(w_scales, np.float32), need.astype(np.float32))
 
 
