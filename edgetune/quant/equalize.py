@@ -1,0 +1,1 @@
+"""Cross-layer equalisation and bias correction (placeholder, filled below)."""
