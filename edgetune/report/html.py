@@ -310,6 +310,41 @@ def _loop(data: ReportData) -> str:
     return "".join(out)
 
 
+def _precision(data: ReportData, figs: _Figures) -> str:
+    """The precision search: the data, the budget, every configuration evaluated (measured accuracy), the
+    peers' accuracy on the same split, the accuracy-latency figure, and per node the precision and why."""
+    p = data.precision
+    if not p:
+        return ""  # a tune without --data: no section (nothing was asked)
+    out = ["<h2>Precision under the accuracy budget</h2>",
+           f"<p>fp32 reference: {esc(p.get('reference', ''))}. Budget: at most {num(p.get('budget_points')) or 0:g} "
+           f"points of {esc(p.get('metric', ''))} lost. Data: {esc(p.get('data', ''))}. Full evaluations on the "
+           f"evaluation split: {esc(p.get('full_evaluations'))} (the fp32 reference included). Calibration "
+           f"ranges chosen per tensor: {esc(p.get('calibration_methods', {}))}.</p>"]
+    rows = [[text(pt.get("name")), pt.get("int8_nodes"), pt.get("kept_fp32"), f"{pt.get('accuracy', 0):.2f}",
+             f"{pt.get('drop', 0):+.2f}", ms(pt.get("quick_ms")), "yes" if pt.get("meets_budget") else "no"]
+            for pt in as_list(p.get("points")) if isinstance(pt, dict)]
+    out.append(_table(["configuration", "int8 nodes", "kept fp32", "accuracy (%)", "drop (points)",
+                       "latency alone (ms)", "within budget"], rows, numeric={1, 2, 3, 4, 5}))
+    peers = [[text(name), f"{a.get('value', 0):.2f}", f"{a.get('drop', 0):+.2f}",
+              "yes" if a.get("meets_budget") else "no"] for name, a in (p.get("peers") or {}).items()]
+    if peers:
+        out.append("<p>The peers that change the numerics, on the same evaluation split (int8 peers calibrated on "
+                   "the same calibration split):</p>")
+        out.append(_table(["peer", "accuracy (%)", "drop (points)", "within budget"], peers, numeric={1, 2}))
+    cpu = text(data.device.get("cpu", "")) if isinstance(data.device, dict) else ""
+    out.append(figs.embed(plots.accuracy_figure(p, cpu), "precision.png", "accuracy against latency",
+                          "Each precision configuration evaluated: accuracy measured on the evaluation split, latency "
+                          "the median of repeated runs of that configuration alone (the choice itself is made on the "
+                          "end-to-end side-by-side measurement above)."))
+    nodes = p.get("nodes") or {}
+    if nodes:
+        out.append(_table(["node", "precision and why"], [[text(k), text(v)] for k, v in nodes.items()]))
+    for note in as_list(p.get("notes")):
+        out.append(f"<p class=\"caption\">{esc(note)}</p>")
+    return "".join(out)
+
+
 def _space(data: ReportData, figs: _Figures) -> str:
     out = ["<h2>Design space</h2>"]
     space = data.space
@@ -373,7 +408,7 @@ def render_html(data: ReportData, out_dir: Path) -> tuple[str, list[Path]]:
     sections = [
         _header(data), _summary(data), _comparison(data, figs, method), _layers(data, figs, method),
         _search(data, figs, method), _pareto(data, figs, method), _candidates(data, method), _loop(data),
-        _space(data, figs),
+        _precision(data, figs), _space(data, figs),
         _profile(data), _notes(data), _how_to_read(method),
     ]
     title = f"edgetune report: {text(data.model)}"

@@ -226,3 +226,33 @@ def space_figure(space: SpaceSummary) -> Figure | None:
     ax.set_title(f"Design space: options per node over {len(counts)} nodes{plans}")
     ax.grid(axis="y", alpha=0.3)
     return fig
+
+
+def accuracy_figure(precision: dict[str, Any], cpu: str = "") -> Figure | None:
+    """Accuracy against latency of every precision configuration the search evaluated (measured points:
+    accuracy on the evaluation split, latency timed briefly on its own), the budget's line, the chosen one."""
+    points = [p for p in as_list(precision.get("points")) if isinstance(p, dict)
+              and num(p.get("quick_ms")) is not None and num(p.get("accuracy")) is not None]
+    if not points:
+        return None
+    fig = new_figure(7, 4.5)
+    ax = fig.add_subplot()
+    for lib in dict.fromkeys(p["library"] for p in points):
+        mine = [p for p in points if p["library"] == lib]
+        ax.scatter([p["quick_ms"] for p in mine], [p["accuracy"] for p in mine], s=30, label=lib, zorder=3)
+    ref, budget = num(precision.get("reference_value")), num(precision.get("budget_points"))
+    if ref is not None:
+        ax.axhline(ref, color="gray", linewidth=1, label="fp32 reference")
+        if budget is not None:
+            ax.axhline(ref - budget, color="tab:red", linestyle="--", linewidth=1, label="budget")
+    chosen = precision.get("chosen") or {}
+    if num(chosen.get("quick_ms")) is not None:
+        ax.scatter([chosen["quick_ms"]], [chosen["accuracy"]], marker="*", s=220, color="tab:red",
+                   edgecolors="black", linewidths=0.6, label="chosen", zorder=4)
+    metric = precision.get("metric", "accuracy")
+    ax.set_xlabel("latency, timed on its own (ms, median)")
+    ax.set_ylabel(f"{metric} on the evaluation split (%)")
+    ax.set_title("Precision configurations: measured accuracy vs latency" + (f" ({cpu})" if cpu else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
