@@ -158,14 +158,13 @@ class ModelIndex:
         a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
         b = self.constant(ins[1]) if len(ins) > 1 else None
         if b is None or b.ndim != 2 or ins[0] in self.initializers or a.get("transA", 0) \
-                or float(a.get("alpha", 1.0)) != 1.0:
+                or float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0:
             return None
         axis = 0 if a.get("transB", 0) else 1
         bias = None
         if len(ins) > 2 and ins[2]:
             c = self.constant(ins[2])
-            if c is None or c.size != b.shape[axis] or float(a.get("beta", 1.0)) != 1.0 \
-                    or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
+            if c is None or c.size != b.shape[axis] or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
                 return None
             bias = (2, ins[2])
         return Unit(name, i, "gemm", ((0, ins[0]),), weight=Weight(1, ins[1], axis), bias=bias)
