@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 from onnx import helper, numpy_helper
 
 from edgetune.quant import Quantizer, calibrate, quantize, sqnr_db

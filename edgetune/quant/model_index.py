@@ -124,7 +124,7 @@ class ModelIndex:
         kind = KINDS.get(n.op_type)
         if kind is None or not n.output or not all(self.is_float(o) for o in n.output if o):
             return None
-        ins = [t for t in n.input]
+        ins = list(n.input)
         if not ins or not all(self.is_float(t) or t in self.initializers for t in ins if t):
             return None
         name = self.names[i]
