@@ -109,13 +109,14 @@ class ModelIndex:
         return tensor
 
     def calibration_tensors(self) -> list[str]:
-        """The tensors whose ranges any variant can need: each unit's activation inputs and output, or the
-        tensor they inherit qparams from."""
+        """The tensors whose ranges any variant can need: each unit's activation inputs and output and the
+        tensors they inherit qparams from (the tensor itself too: in a segment's subgraph, where it may be
+        an input, it has no source to inherit from)."""
         need: dict[str, None] = {}
         for u in self.units.values():
-            for _, t in u.activations:
+            for t in [t for _, t in u.activations] + [u.output]:
                 need[self.source(t)] = None
-            need[self.source(u.output)] = None
+                need[t] = None
         return [t for t in need if t not in self.initializers]
 
     # -- units -------------------------------------------------------------------------------------------
