@@ -97,13 +97,13 @@ def test_format_1_plans_load_and_merge_as_they_ran(residual, tmp_path: Path) -> 
     assert plan.segments == merged_segments(residual, plan.choices)
 
 
-@pytest.mark.parametrize("fmt", [0, 3, "2"])
+@pytest.mark.parametrize("fmt", [0, 4, "2"])
 def test_an_unknown_format_is_refused_in_one_line(residual, tmp_path: Path, fmt) -> None:
     d = _ort_plan(residual, None).to_dict()
     d["edgetune_plan"] = fmt
     path = tmp_path / "p.json"
     path.write_text(json.dumps(d))
-    with pytest.raises(EdgetuneError, match=r"plan format .* is not one this edgetune reads \(1, 2\)"):
+    with pytest.raises(EdgetuneError, match=r"plan format .* is not one this edgetune reads \(1, 2, 3\)"):
         Plan.load(path)
 
 
@@ -111,6 +111,8 @@ def test_an_unknown_format_is_refused_in_one_line(residual, tmp_path: Path, fmt)
     (PlanSegment("onnxruntime", 1, ["a", "zz"]), r"names unknown node\(s\) \['zz'\]"),
     (PlanSegment("onnxruntime", 2, ["b", "c"]), "chooses op.ort at 1 threads"),
     (PlanSegment("torch", 1, ["b", "c"]), r"segment 0 \(torch at 1 threads\)"),
+    (PlanSegment("onnxruntime", 1, ["b", "c"], int8=["a"]), r"lists int8 node\(s\) \['a'\] it does not contain"),
+    (PlanSegment("onnxruntime", 1, ["b", "c"], int8=["b"]), "has int8 nodes but the plan has no 'quantization'"),
 ])
 def test_bad_segments_are_one_line_errors(residual, segment, message) -> None:
     with pytest.raises(EdgetuneError, match=message):
@@ -132,3 +134,18 @@ def test_a_segment_on_a_library_that_is_not_installed_is_refused(residual) -> No
             plan.check_graph(residual)
     finally:
         registry.unregister("fake-absent")
+
+
+def test_precision_and_int8_nodes_round_trip_and_bad_ones_are_refused(residual, tmp_path: Path) -> None:
+    plan = _ort_plan(residual, [PlanSegment("onnxruntime", 1, ["b", "c"], "fp32", ["c"])])
+    plan.quantization = {"tensors": {"x": [0.0, 1.0]}}
+    path = plan.save(tmp_path / "q.json")
+    back = Plan.load(path)
+    assert back.segments == plan.segments and back.quantization == plan.quantization
+    assert "int8" in back.precisions and back.hash() == plan.hash()
+    d = json.loads(path.read_text())
+    assert d["edgetune_plan"] == 3 and d["segments"][0]["int8"] == ["c"] and "precision" not in d["segments"][0]
+    d["segments"][0]["precision"] = "fp8"
+    path.write_text(json.dumps(d))
+    with pytest.raises(EdgetuneError, match=r"segment 0: 'precision' must be one of fp32, bf16, f16"):
+        Plan.load(path)

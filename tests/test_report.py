@@ -59,6 +59,11 @@ def full_data() -> ReportData:
                 ParetoPoint(latency_ms=20.0, memory_bytes=8_000_000)],
         candidates=[CandidateRow(name="exact optimum", predicted_ms=8.7, measured_ms=9.3, p10_ms=9.0, p90_ms=9.9,
                                  memory_bytes=31_000_000, max_rel_error=1e-6, chosen=True)],
+        loop=[{"round": 1, "chosen": "mixed", "predicted_ms": 4.46, "measured_ms": 7.42,
+               "fit": {"after_ms": {"switch:ort@2<->openvino@2": 1.234, "run": 0.05}, "rms_before_ms": 1.5,
+                       "rms_after_ms": 0.2, "plans": 5}, "new_candidates": ["exact optimum, loop round 1"]},
+              {"round": 2, "chosen": "exact optimum, loop round 1", "predicted_ms": 8.9, "measured_ms": 9.3,
+               "stop": "the chosen plan's prediction agrees with its measurement"}],
         comparison=[
             ComparisonRow(variant="edgetune plan", median_ms=9.3, p10_ms=9.0, p90_ms=9.9, memory_bytes=31_000_000,
                           speedup_vs_blas=4.2),
@@ -96,6 +101,8 @@ def test_full_report(tmp_path: Path) -> None:
     assert "not available" not in page
     assert "side by side (test)" in page and "cost model sum (test)" in page
     assert "/features/9/Conv" in page
+    # the closed loop's rounds: the fitted boundary cost, escaped once
+    assert "switch:ort@2&lt;-&gt;openvino@2 1.234 ms" in page and "1.500 → 0.200" in page
     # the machine every figure was measured on
     assert "Test CPU (AuthenticAMD family 25 model 1)" in page and "0123456789ab" in page
     assert "L2 0.50 MiB" in page and ">AVX2<" in page

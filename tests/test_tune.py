@@ -104,3 +104,28 @@ def test_bench_side_by_side(capsys):
     if "openvino f32" in rows:
         assert rows["openvino f32"]["fp32_bar"] and not rows["openvino default"]["fp32_bar"]
         assert rows["openvino default"]["memory"]["inference_precision"] in {"f32", "bf16", "f16"}
+
+
+def test_tune_closes_the_loop_on_a_db_whose_costs_are_off(capsys, db_path, tmp_path):
+    """A profile whose every time reads 30 % of the truth makes the chosen plan's prediction disagree with its
+    measurement: the loop fits the boundary costs to the measured plans, writes them back and searches again."""
+    skewed = tmp_path / "skewed.sqlite"
+    with sqlite3.connect(db_path) as src, sqlite3.connect(skewed) as dst:
+        src.backup(dst)  # the DB runs in WAL mode: a file copy could miss what the log still holds
+    with sqlite3.connect(skewed) as con:
+        con.execute("UPDATE nodes SET median_ms = median_ms * 0.3")
+        con.execute("UPDATE converters SET median_ms = median_ms * 0.3")
+    res = run_json(capsys, "tune", "mnist_cnn", "--db", str(skewed), "--threads", "1", "--budget", "50",
+                   "--out", str(tmp_path / "run"), "--compare-time", "1", "--quick")
+    first = res["loop"][0]
+    assert first["round"] == 1 and first["measured_ms"] > first["predicted_ms"] / 0.3 * 0.5  # off by ~3x
+    fit = first["fit"]
+    assert fit["rms_after_ms"] < fit["rms_before_ms"] and fit["plans"] >= 2
+    assert fit["after_ms"]["run"] > 0  # the missing time became the fitted per-inference cost
+    assert len(res["loop"]) >= 2 or "stop" in first
+    with sqlite3.connect(skewed) as con:
+        stored = dict(con.execute("SELECT converter, median_ms FROM converters WHERE converter LIKE 'observed:%'"))
+    assert stored["observed:run"] == pytest.approx(fit["after_ms"]["run"])
+    # the refitted model predicts the chosen plan far closer than the skewed profile did
+    chosen = next(c for c in res["candidates"] if c["chosen"])
+    assert abs(chosen["predicted_ms"] - chosen["measured_ms"]) < abs(first["predicted_ms"] - first["measured_ms"])

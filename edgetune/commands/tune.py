@@ -13,7 +13,9 @@ from typing import Any
 from rich.table import Table
 
 from edgetune.commands import checks
+from edgetune.commands.precision_data import precision_data
 from edgetune.commands.profile import add_db_arguments, check_db_arguments, run_profile, thread_counts
+from edgetune.data import add_data_arguments
 from edgetune.errors import EdgetuneError
 from edgetune.planning.loop import tune
 from edgetune.planning.results import TuneConfig
@@ -43,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-screenshot", action="store_true",
                    help="do not open report.html in headless Chromium to check it and save report.png")
     add_db_arguments(p)
+    add_data_arguments(p)
 
 
 def default_out_dir(model: str) -> Path:
@@ -80,10 +83,11 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
         checks.output_dir(args.out, "--out")
     src = open_model_args(args)
     out = checks.output_dir(args.out or default_out_dir(src.graph.name), "--out")
+    data = precision_data(args, src, args.console)  # bad data fails before minutes of profiling
     db, summary = run_profile(src.graph, args)
     if summary.new_measurements == 0:
         args.console.print("profile: nothing new to measure, every cost came from the database")
-    result, report = tune(src, cfg, out, db, summary, args.console)
+    result, report = tune(src, cfg, out, db, summary, args.console, data)
     result.report = str(write_report(report, out))
     printed = result.to_dict()
     (out / "summary.json").write_text(json.dumps(printed, indent=1, default=str))

@@ -39,6 +39,24 @@ class ThreadPool:
 
 
 @dataclass(frozen=True)
+class SegmentVariant:
+    """How a segment computes beyond fp32: `rewrite` turns the segment's exported ONNX model into the one
+    to compile (the quantiser's QDQ model: its int8 nodes), `precision` is the floating-point precision the
+    backend may run the rest in ("fp32", "bf16", "f16": OpenVINO's inference precision hint). The default
+    is plain fp32, as every backend compiles it."""
+
+    rewrite: Callable[[Any], Any] | None = None
+    precision: str = "fp32"
+
+    @property
+    def plain(self) -> bool:
+        return self.rewrite is None and self.precision == "fp32"
+
+
+FP32_SEGMENT = SegmentVariant()
+
+
+@dataclass(frozen=True)
 class Library:
     """One library: its primitives' modules and how it behaves at run time.
 
@@ -47,8 +65,8 @@ class Library:
     requires: third-party packages it needs; one missing makes the library unavailable, with the reason.
     pool: the thread pool its kernels run on; libraries sharing one switch without waking another.
     segment: compiles a run of consecutive nodes whose chosen primitives have `fuses` set into one
-    kernel (`segment(graph, nodes, threads, spin) -> (kernel, inputs, outputs)`), None when the library
-    runs one node per kernel.
+    kernel (`segment(graph, nodes, threads, spin, variant) -> (kernel, inputs, outputs)`; a library that
+    cannot compile a `SegmentVariant` raises ValueError), None when the library runs one node per kernel.
     fusable: the primitive of this library that can join a segment for a node (None when none can).
     rank: where its primitives come in listings and in each node's options (lowest first); fixed so
     that option indices, and so a seeded search's result, do not depend on package discovery order.
@@ -58,7 +76,7 @@ class Library:
     modules: tuple[str, ...]
     pool: ThreadPool
     requires: tuple[str, ...] = ()
-    segment: Callable[[Graph, list[Node], int, str], Segment] | None = None
+    segment: Callable[[Graph, list[Node], int, str, SegmentVariant], Segment] | None = None
     fusable: Callable[[Node], str | None] | None = None
     rank: int = 100
 

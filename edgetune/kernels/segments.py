@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import registry
-from edgetune.kernels.library import Segment
+from edgetune.kernels.library import FP32_SEGMENT, Segment, SegmentVariant
 
 PAIR_KEY = "ort.pair"
 SEGMENT_LIBRARY = "onnxruntime"  # the library whose segments the profiler prices pairwise today
@@ -56,12 +56,12 @@ def library_of(primitive: str) -> str | None:
 
 
 def segment_kernel(graph: Graph, nodes: list[Node], threads: int, spin: str = "stop",
-                   library: str = SEGMENT_LIBRARY) -> Segment:
-    """One kernel of `library` computing `nodes`: (kernel, input values, output values)."""
+                   library: str = SEGMENT_LIBRARY, variant: SegmentVariant = FP32_SEGMENT) -> Segment:
+    """One kernel of `library` computing `nodes` as `variant` says: (kernel, input values, output values)."""
     compile_segment = registry.library(library).segment
     if compile_segment is None:
         raise ValueError(f"library {library} does not compile segments")
-    return compile_segment(graph, nodes, threads, spin)
+    return compile_segment(graph, nodes, threads, spin, variant)
 
 
 def fusable_primitive(node: Node, library: str = SEGMENT_LIBRARY) -> str:

@@ -44,14 +44,16 @@ def fresh_process_memory(measured: dict[str, int]) -> dict[str, int]:
 
 
 def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float, console: Any,
-            int8: bool = True) -> list[dict[str, Any]]:
+            int8: bool = True, peers: bool = True,
+            calibration: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Time the given executors/callables together with the peers, alternating; one row per variant.
 
     `variants` maps a name to an Executor (memory planned) or to a (callable, weight_bytes) pair. Each row:
     variant, median_ms, p10_ms, p90_ms, runs, spread, disturbed, foreign_cores, memory (an Executor's
     planned memory; a peer's weights, note and `fresh_process`: static/transient/total bytes measured in a
     fresh interpreter, or `error`), precision (what the variant computes in; None for a bare callable) and
-    kind ("plan" or "peer")."""
+    kind ("plan" or "peer"). `peers=False` times the variants alone (a closed loop's later rounds);
+    `calibration`: the feeds the int8 peers calibrate on (default: stand-ins, `peers.calibration_feeds`)."""
     feeds = default_feeds(src.graph)
     fns: dict[str, Any] = {}
     memory: dict[str, dict[str, Any]] = {}
@@ -65,13 +67,31 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
             fns[name], wb = v
             memory[name] = {"weight_bytes": wb}
             precision[name] = None
+    if peers:
+        _add_peers(src, feeds, threads, int8, fns, memory, precision, console, calibration)
+    console.print(f"timing {len(fns)} variants side by side (alternating rounds, up to {time_cap:.0f} s)...")
+    timings = time_alternating(fns, time_cap_s=time_cap, max_runs=500, target_rel_ci=0.02, block=COMPARE_BLOCK,
+                               settle_s=COMPARE_SETTLE_S)
+    rows = []
+    for name, t in timings.items():
+        rows.append({"variant": name, "median_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,
+                     "runs": t.runs, "spread": t.spread, "disturbed": t.disturbed,
+                     "foreign_cores": t.foreign_cores, "memory": memory.get(name, {}),
+                     "precision": precision.get(name), "kind": "plan" if name in variants else "peer"})
+    return rows
+
+
+def _add_peers(src: Any, feeds: dict[str, Any], threads: int, int8: bool, fns: dict[str, Any],
+               memory: dict[str, dict[str, Any]], precision: dict[str, str | None], console: Any,
+               calibration: list[dict[str, Any]] | None = None) -> None:
+    """Build the whole-graph peers into `fns` and measure their resident memory, each in a fresh process."""
     torch_module = src.torch_module()
     names = ["ONNX Runtime fp32", *(["ONNX Runtime int8"] if int8 else []),
              "OpenVINO f32, default precision" + (", int8" if int8 else ""), *(["torch eager"] if torch_module else [])]
     console.print(f"preparing peers ({', '.join(names)})...")
     skipped: list[str] = []
     peers = build_peers(src.graph, src.onnx_model, feeds, threads, int8=int8, torch_module=torch_module,
-                        skipped=skipped)
+                        skipped=skipped, calibration=calibration)
     for line in skipped:
         console.print(line)
     for peer in peers:
@@ -80,17 +100,7 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
         precision[peer.name] = peer.precision
         if peer.inference_precision is not None:
             memory[peer.name]["inference_precision"] = peer.inference_precision
-    console.print(f"timing {len(fns)} variants side by side (alternating rounds, up to {time_cap:.0f} s)...")
-    timings = time_alternating(fns, time_cap_s=time_cap, max_runs=500, target_rel_ci=0.02, block=COMPARE_BLOCK,
-                               settle_s=COMPARE_SETTLE_S)
     _measure_peers_memory(src, peers, feeds, threads, memory, console)
-    rows = []
-    for name, t in timings.items():
-        rows.append({"variant": name, "median_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,
-                     "runs": t.runs, "spread": t.spread, "disturbed": t.disturbed,
-                     "foreign_cores": t.foreign_cores, "memory": memory.get(name, {}),
-                     "precision": precision.get(name), "kind": "plan" if name in variants else "peer"})
-    return rows
 
 
 def _measure_peers_memory(src: Any, peers: list[Peer], feeds: dict[str, Any], threads: int,

@@ -368,6 +368,13 @@ class ProfileDB:
         return ConverterRecord(**self._measured(r), converter=r["converter"],
                                shape=_shape_from_key(r["shape"]), threads=r["threads"])
 
+    def converters_like(self, prefix: str) -> dict[str, float]:
+        """Every converter-table record whose key starts with `prefix` (e.g. the loop's fitted boundary
+        costs, "observed:"), key -> median ms."""
+        rows = self._rows("SELECT converter, median_ms FROM converters WHERE device=? AND versions=? AND "
+                          "converter LIKE ? ESCAPE '\\'", (prefix.replace("%", "\\%").replace("_", "\\_") + "%",))
+        return {r["converter"]: r["median_ms"] for r in rows}
+
     # ---- verifications
     def put_verification(self, sig: str, primitive: str, ok: bool, rel_error: float | None,
                          reason: str = "") -> None:

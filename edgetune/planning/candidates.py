@@ -38,6 +38,8 @@ class Candidate:
     executor: Executor | None = None
     note: str = ""
     ort_spin: str = "auto"
+    plan: Plan | None = None  # made outside the design space (a precision configuration); else from `choice`
+    accuracy: dict[str, Any] | None = None  # measured on the evaluation split where a precision search ran
 
     def row(self, measured: dict[str, Any] | None, chosen: bool) -> CandidateRow:
         """The candidate beside its side-by-side measurement (None when it was not measured)."""
@@ -48,7 +50,7 @@ class Candidate:
             p10_ms=measured["p10_ms"] if measured else None, p90_ms=measured["p90_ms"] if measured else None,
             memory_bytes=ex.memory().total_bytes if ex else self.memory_bytes,
             max_rel_error=ex.max_error if ex else None, chosen=chosen, note=self.note,
-            steps=len(ex.steps) if ex else None)
+            steps=len(ex.steps) if ex else None, accuracy=self.accuracy)
 
 
 def to_plan(graph: Graph, space: DesignSpace, choice: list[int], meta: dict[str, Any], ort_spin: str = "auto") -> Plan:

@@ -40,6 +40,7 @@ from edgetune.kernels.segments import fusable_primitive, fuses, pair_key
 from edgetune.measure.db import NodeRecord, ProfileDB, node_signature
 from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives, keyed_segment_candidates
 from edgetune.measure.switching import pool, switch_key
+from edgetune.planning.closed_loop import run_overhead_ms, switch_ms
 from edgetune.runtime.plan import PlanSegment
 from edgetune.search.space import DesignSpace, Option
 
@@ -138,6 +139,7 @@ def measure_space(graph: Graph, db: ProfileDB, threads: Iterable[int], precision
         key = pair_key(graph, a_node, b_node, sigs[a_node.name], sigs[b_node.name])
         _add_neighbour_costs(edges, i, db, key, every[i], every[i + 1])
     _add_segment_consistency(edges, every)
+    _add_run_overhead(every, run_overhead_ms(db))
     return MeasuredSpace(nodes=[n.name for n in graph.nodes], options=options, fallbacks=fallbacks,
                          boundary_missing=boundary_missing, edges=edges, dispatch_ms_per_step=dispatch)
 
@@ -193,6 +195,14 @@ def _add_segment_consistency(edges: dict[tuple[int, int], _EdgeTable], every: li
             m[a, b] = 0.0
             table.cost = table.cost + m
             table.measured |= m != 0
+
+
+def _add_run_overhead(every: list[list[Option]], ms: float) -> None:
+    """The executor's fitted per-inference cost (planning/closed_loop.py), charged once per plan: on every
+    option of the first node, so that every plan pays it and no search is steered by it."""
+    if every and ms:
+        for o in every[0]:
+            o.time_ms += ms
 
 
 def option_memory(rec: NodeRecord) -> tuple[int, int]:
@@ -344,8 +354,7 @@ def _switch_costs(db: ProfileDB, opts_a: list[Option], opts_b: list[Option]) -> 
                 continue
             key = switch_key(sa, sb)
             if key not in cache:
-                rec = db.get_converter(key, (), 0)
-                cache[key] = rec.median_ms if rec else 0.0
+                cache[key] = switch_ms(db, key)
             m[a, b] = cache[key]
     return m
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgetune.device.cpu import describe, library_versions
+from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
 from edgetune.graph.reference import default_feeds
 from edgetune.kernels.backends import generic_nodes
@@ -26,8 +27,11 @@ from edgetune.measure.db import ProfileDB
 from edgetune.measure.overhead import executor_overhead
 from edgetune.measure.profiler import ProfileSummary
 from edgetune.measure.timing import Timing
-from edgetune.planning.candidates import Candidate, compile_candidates, pick_candidates, to_plan
+from edgetune.planning.candidates import Candidate, compile_candidates, pick_candidates, to_plan, whole_graph_choice
+from edgetune.planning.closed_loop import MAX_ROUNDS, MeasuredPlan, agrees, fit_boundaries, write_fit
 from edgetune.planning.design_space import SpaceInfo, measure_space
+from edgetune.planning.peer_accuracy import budget_peers, native_precisions, peer_accuracies
+from edgetune.planning.precision import PrecisionData, PrecisionPoint, PrecisionSearch, search_precision
 from edgetune.planning.report_data import (
     comparison_rows,
     layer_rows,
@@ -81,18 +85,23 @@ class Searches:
 
 @dataclass
 class SideBySide:
-    """One alternating end-to-end run of the compiled candidates, the BLAS baseline and the peers."""
+    """One alternating end-to-end run of the compiled candidates, the BLAS baseline and the peers, and the
+    rows of candidates measured in the closed loop's other runs (`earlier`: not side by side with the peers)."""
 
     rows: list[dict[str, Any]]
     blas: Executor
+    earlier: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self, variant: str) -> dict[str, Any]:
         """The measured row of `variant` (every runnable candidate and the fixed peers have one)."""
-        return next(r for r in self.rows if r["variant"] == variant)
+        found = self.measured(variant)
+        if found is None:
+            raise KeyError(variant)
+        return found
 
     def measured(self, variant: str) -> dict[str, Any] | None:
         """The measured row of `variant`, None when it was not measured (a refused candidate)."""
-        return next((r for r in self.rows if r["variant"] == variant), None)
+        return next((r for r in [*self.rows, *self.earlier] if r["variant"] == variant), None)
 
 
 @dataclass
@@ -105,10 +114,13 @@ class Outcome:
     best: Candidate
     verdict: dict[str, Any]
     executor: dict[str, Any]
+    loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds (closed_loop.py)
+    precision: PrecisionSearch | None = None  # the precision search, where data was given (precision.py)
+    peer_accuracy: dict[str, dict[str, Any]] = field(default_factory=dict)  # int8 peers on the same split
 
 
 def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profile_summary: ProfileSummary,
-         console: Any) -> tuple[TuneResult, ReportData]:
+         console: Any, data: PrecisionData | None = None) -> tuple[TuneResult, ReportData]:
     """profile (done by the caller: `profile_summary`) -> space -> search -> candidates -> side-by-side
     measurement -> plan.json; the result and the report's data go back to the caller, which writes
     report.html and summary.json (planning knows no report writer)."""
@@ -119,6 +131,9 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profil
     picked = pick_candidates(graph, spaces.search, searches.exact, searches.chosen, cfg)
     cands = compile_candidates(graph, spaces.search, picked, feeds)
     outcome = measure_and_choose(src, cands, cfg, feeds, console)
+    spaces, searches, outcome = close_the_loop(src, db, cfg, spaces, searches, outcome, feeds, console)
+    if data is not None:
+        outcome = choose_precision(src, cfg, spaces.search, outcome, data, feeds, console)
     plan_path = save_plan(graph, spaces.search, outcome, cfg, out_dir, db)
     points, notes = pareto_points(spaces.search, spaces.front, outcome.best.choice)
     result = summarize(graph, cfg, db, profile_summary, spaces.search, searches, outcome, plan_path, notes)
@@ -160,7 +175,8 @@ def run_strategies(space: DesignSpace, cfg: TuneConfig, console: Any) -> Searche
     return Searches(exact=exact, chosen=chosen, runs={name: _strategy_run(r, s) for name, (r, s) in runs.items()})
 
 
-def measure_side_by_side(src: ModelSource, cands: list[Candidate], cfg: TuneConfig, console: Any) -> SideBySide:
+def measure_side_by_side(src: ModelSource, cands: list[Candidate], cfg: TuneConfig, console: Any,
+                         calibration: list[dict[str, np.ndarray]] | None = None) -> SideBySide:
     """Every compiled candidate, the BLAS fp32 baseline and the whole-graph peers in one alternating run at
     the run's largest thread count: load and frequency changes hit them all alike."""
     runnable = [c for c in cands if c.executor is not None]
@@ -170,7 +186,8 @@ def measure_side_by_side(src: ModelSource, cands: list[Candidate], cfg: TuneConf
     variants[BLAS_BASELINE] = blas
     console.print(f"measuring {len(runnable)} candidate plans end to end, side by side with the BLAS baseline and "
                   "ONNX Runtime...")
-    rows = compare(src, variants, threads=threads, time_cap=cfg.compare_time_cap_s, console=console, int8=False)
+    rows = compare(src, variants, threads=threads, time_cap=cfg.compare_time_cap_s, console=console,
+                   int8=calibration is not None, calibration=calibration)
     return SideBySide(rows=rows, blas=blas)
 
 
@@ -183,6 +200,168 @@ def measure_and_choose(src: ModelSource, cands: list[Candidate], cfg: TuneConfig
     verdict = peer_verdict(best, side.row(best.name), side.rows)
     console.print(verdict["statement"])
     return Outcome(cands=cands, side=side, best=best, verdict=verdict, executor=executor_summary(best, feeds))
+
+
+def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spaces, searches: Searches,
+                   outcome: Outcome, feeds: dict[str, np.ndarray], console: Any) -> tuple[Spaces, Searches, Outcome]:
+    """Until the chosen plan's prediction agrees with its measurement (planning/closed_loop.py): fit the
+    boundary costs to every plan measured so far, write them to the DB, search again, measure the plans the
+    search now prefers beside the current best, and take the faster. A changed choice is measured once more
+    side by side with the peers, so that the verdict compares one run."""
+    first_best = outcome.best
+    for round_no in range(1, MAX_ROUNDS + 1):
+        best_ms = outcome.side.row(outcome.best.name)["median_ms"]
+        entry: dict[str, Any] = {"round": round_no, "chosen": outcome.best.name,
+                                 "predicted_ms": outcome.best.predicted_ms, "measured_ms": best_ms}
+        outcome.loop.append(entry)
+        if agrees(outcome.best.predicted_ms, best_ms):
+            entry["stop"] = "the chosen plan's prediction agrees with its measurement"
+            break
+        plans = _measured_plans(outcome)
+        entry["plans"] = [{"name": p.name, "predicted_ms": p.predicted_ms, "measured_ms": p.measured_ms} for p in plans]
+        fit = fit_boundaries(spaces.search, db, plans)
+        write_fit(db, fit)
+        entry["fit"] = fit.to_dict()
+        console.print(f"closing the loop, round {round_no}: chosen plan predicted {outcome.best.predicted_ms:.2f} ms, "
+                      f"measured {best_ms:.2f} ms; boundary costs fitted to {fit.plans} measured plans (RMS error "
+                      f"{fit.residual_before_ms:.2f} -> {fit.residual_after_ms:.2f} ms), searching again...")
+        refit = build_spaces(src.graph, db, cfg, _Quiet())
+        if not _same_options(spaces.search, refit.search):
+            entry["stop"] = "the design space changed under the refit (options differ): stopped"
+            break
+        spaces = refit
+        for c in outcome.cands:
+            c.predicted_ms = spaces.search.cost_model.predict(c.choice)
+        again = run_strategies(spaces.search, replace(cfg, compare_all_strategies=False), _Quiet())
+        # the compared strategies keep their runs on the first model (the report compares them on one model)
+        searches = Searches(exact=again.exact, chosen=again.chosen, runs={**searches.runs, **again.runs})
+        new = _new_candidates(src.graph, spaces.search, searches, cfg, outcome, round_no)
+        entry["new_candidates"] = [c.name for c in new]
+        if not new:
+            entry["stop"] = "the refitted search proposes no plan that was not measured"
+            outcome.best = choose_by_measurement(outcome.cands, outcome.side, cfg.objective)
+            continue
+        _measure_round(src, cfg, spaces, outcome, new, feeds, console)
+    if outcome.best is not first_best:
+        console.print(f"the loop changed the chosen plan to {outcome.best.name!r}: measuring it side by side with "
+                      "the peers...")
+        outcome = _confirm(src, cfg, outcome, feeds, console)
+    return spaces, searches, outcome
+
+
+def _measured_plans(outcome: Outcome) -> list[MeasuredPlan]:
+    """Every candidate with an end-to-end measurement, as the fit reads it."""
+    out = []
+    for c in outcome.cands:
+        row = outcome.side.measured(c.name) if c.executor is not None else None
+        if row is not None and c.ort_spin == "auto":  # a spin variant repeats its plan's choice
+            out.append(MeasuredPlan(c.name, list(c.choice), c.predicted_ms, row["median_ms"]))
+    return out
+
+
+def _same_options(a: DesignSpace, b: DesignSpace) -> bool:
+    return [[o.key for o in opts] for opts in a.options] == [[o.key for o in opts] for opts in b.options]
+
+
+def _new_candidates(graph: Graph, space: DesignSpace, searches: Searches, cfg: TuneConfig, outcome: Outcome,
+                    round_no: int) -> list[Candidate]:
+    """The refitted search's candidates that were not measured yet, named by the round that found them."""
+    seen = {tuple(c.choice) for c in outcome.cands}
+    picked = pick_candidates(graph, space, searches.exact, searches.chosen, cfg)
+    fresh = [c for c in picked if tuple(c.choice) not in seen]
+    for c in fresh:
+        c.name = f"{c.name}, loop round {round_no}"
+    return fresh
+
+
+def _measure_round(src: ModelSource, cfg: TuneConfig, spaces: Spaces, outcome: Outcome, new: list[Candidate],
+                   feeds: dict[str, np.ndarray], console: Any) -> None:
+    """Compile the new candidates and time them beside the current best (no peers); the faster becomes the
+    best. The best keeps its first row (side by side with the peers) unless it lost."""
+    try:
+        new = compile_candidates(src.graph, spaces.search, new, feeds)
+    except EdgetuneError as e:
+        outcome.loop[-1]["stop"] = f"no new candidate compiled: {e}"
+        return
+    outcome.cands.extend(new)
+    variants = {c.name: c.executor for c in new if c.executor is not None}
+    again = f"{outcome.best.name} (again)"
+    variants[again] = outcome.best.executor
+    rows = compare(src, variants, threads=max(cfg.threads), time_cap=cfg.compare_time_cap_s, console=console,
+                   int8=False, peers=False)
+    by_name = {r["variant"]: r for r in rows}
+    outcome.side.earlier.extend(r for r in rows if r["variant"] != again)
+    winner = min(by_name, key=lambda n: by_name[n]["median_ms"])
+    if winner != again:
+        outcome.best = next(c for c in new if c.name == winner)
+
+
+def _confirm(src: ModelSource, cfg: TuneConfig, outcome: Outcome, feeds: dict[str, np.ndarray],
+             console: Any) -> Outcome:
+    """The loop's choice measured once more side by side with the BLAS baseline and the peers; the other
+    candidates keep their rows from the runs that measured them."""
+    best = outcome.best
+    side = measure_side_by_side(src, [best], cfg, console)
+    side.earlier = [r for r in [*outcome.side.rows, *outcome.side.earlier]
+                    if r["kind"] == "plan" and r["variant"] not in (best.name, BLAS_BASELINE)]
+    verdict = peer_verdict(best, side.row(best.name), side.rows)
+    console.print(verdict["statement"])
+    return Outcome(cands=outcome.cands, side=side, best=best, verdict=verdict,
+                   executor=executor_summary(best, feeds), loop=outcome.loop)
+
+
+def choose_precision(src: ModelSource, cfg: TuneConfig, space: DesignSpace, outcome: Outcome, data: PrecisionData,
+                     feeds: dict[str, np.ndarray], console: Any) -> Outcome:
+    """The precision search (planning/precision.py) from the fp32 plan the loop chose; every configuration
+    that met the budget is measured end to end beside that plan, the BLAS baseline and the peers (the int8
+    peers calibrated on the same calibration split, their accuracy measured on the same evaluation split);
+    the fastest measured plan within the budget is chosen, fp32 when no lower precision pays."""
+    threads = max(cfg.threads)
+    fp32 = outcome.best
+    search = search_precision(src.graph, data, threads, console, fp32.executor.run, native_precisions())
+    fp32.accuracy = {"metric": search.reference.metric, "value": search.reference.value, "drop": 0.0,
+                     "meets_budget": True}
+    cands = [_precision_candidate(src.graph, space, p, fp32) for p in _fastest_passing(search)]
+    console.print(f"precision search: {len(search.points)} configurations, {search.evaluations} full evaluations, "
+                  f"{len(search.passing())} within the budget; measuring {len(cands)} of them end to end...")
+    side = measure_side_by_side(src, [fp32, *cands], cfg, console, calibration=data.calibration)
+    side.earlier = [r for r in [*outcome.side.rows, *outcome.side.earlier]
+                    if r["kind"] == "plan" and r["variant"] not in (fp32.name, BLAS_BASELINE)]
+    best = min([fp32, *cands], key=lambda c: side.row(c.name)["median_ms"])
+    peers = peer_accuracies(src, data, search, threads)
+    verdict = peer_verdict(best, side.row(best.name), side.rows, budget_peers(peers, data.budget))
+    console.print(verdict["statement"])
+    return Outcome(cands=[*outcome.cands, *cands], side=side, best=best, verdict=verdict,
+                   executor=executor_summary(best, feeds), loop=outcome.loop, precision=search, peer_accuracy=peers)
+
+
+def _fastest_passing(search: PrecisionSearch, per_library: int = 2) -> list[PrecisionPoint]:
+    """The configurations worth measuring end to end: within the budget, the fastest few per backend by
+    their quick timing."""
+    out = []
+    for lib in dict.fromkeys(p.library for p in search.points):
+        ok = sorted((p for p in search.passing() if p.library == lib), key=lambda p: p.quick_ms)
+        out += ok[:per_library]
+    return out
+
+
+def _precision_candidate(graph: Graph, space: DesignSpace, point: PrecisionPoint, fp32: Candidate) -> Candidate:
+    """A precision configuration as a candidate plan: its own plan, its whole-graph fp32 option's indices
+    for the per-layer table (the fp32 plan's where that segment was not measured), its quick time as the
+    prediction (it is measured whole), compiled and checked only by its measured accuracy."""
+    choice = whole_graph_choice(space, point.library, point.threads) or list(fp32.choice)
+    ex = Executor(graph, point.plan, check=False, measure_memory=True)
+    acc = {"metric": point.evaluation.metric, "value": point.evaluation.value, "drop": point.drop,
+           "meets_budget": point.meets_budget}
+    return Candidate(point.name, choice, point.quick_ms, ex.memory().total_bytes, executor=ex, plan=point.plan,
+                     note="precision configuration, within the accuracy budget", accuracy=acc)
+
+
+class _Quiet:
+    """A console that prints nothing: the loop's rebuilt spaces and searches repeat what was said."""
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def choose_by_measurement(cands: list[Candidate], side: SideBySide, objective: str) -> Candidate:
@@ -206,11 +385,16 @@ def save_plan(graph: Graph, space: DesignSpace, outcome: Outcome, cfg: TuneConfi
     """Write plan.json (with how it was found and what it measured) and record its measurement and
     planned memory in the DB, so the plan's figures outlive the run folder; returns the plan's path."""
     best, best_row = outcome.best, outcome.side.row(outcome.best.name)
-    plan = to_plan(graph, space, best.choice, {
+    plan = best.plan or to_plan(graph, space, best.choice, {})
+    plan.meta.update({
         "strategy": cfg.strategy, "objective": cfg.objective, "chosen_candidate": best.name,
         "predicted_ms": best.predicted_ms, "measured_ms": best_row["median_ms"], "threads": cfg.threads,
         "precisions": list(cfg.precisions), "budget": cfg.budget,
-    }, ort_spin=best.executor.ort_spin)
+    })
+    plan.ort_spin = best.executor.ort_spin
+    if best.accuracy is not None and outcome.precision is not None:
+        plan.meta["accuracy"] = {**best.accuracy, "budget_points": outcome.precision.budget,
+                                 "data": outcome.precision.data}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = plan.save(out_dir / "plan.json")
     db.put_plan(plan.graph_signature, plan.hash(), _timing_of(best_row),
@@ -243,7 +427,7 @@ def summarize(graph: Graph, cfg: TuneConfig, db: ProfileDB, profile_summary: Pro
                               seconds=profile_summary.seconds, excluded=len(profile_summary.excluded)),
         candidates=[c.row(side.measured(c.name), c is best) for c in outcome.cands],
         comparison=side.rows, verdict=outcome.verdict, executor=outcome.executor, notes=notes, device=describe(),
-        report=None, batch=batch_of(graph))
+        report=None, batch=batch_of(graph), loop=outcome.loop, precision=precision_summary(graph, outcome))
 
 
 def report_for(graph: Graph, cfg: TuneConfig, spaces: Spaces, searches: Searches, outcome: Outcome,
@@ -258,7 +442,27 @@ def report_for(graph: Graph, cfg: TuneConfig, spaces: Spaces, searches: Searches
         optimum_ms=_latency(searches.exact), pareto=pareto, candidates=result.candidates,
         comparison=comparison_rows(result, outcome.best.name), verdict=result.verdict, executor=result.executor,
         profile=result.profile, profile_db=result.db, plan_path=result.plan,
-        notes=report_notes(graph, spaces.info, result))
+        notes=report_notes(graph, spaces.info, result), loop=result.loop,
+        precision=_with_nodes(graph, outcome, result.precision))
+
+
+def precision_summary(graph: Graph, outcome: Outcome) -> dict[str, Any] | None:
+    """The precision search as summary.json holds it: its configurations, full evaluations, the peers'
+    accuracy on the same split, and what the chosen plan computes in with its measured accuracy."""
+    search = outcome.precision
+    if search is None:
+        return None
+    chosen = next((p for p in search.points if p.plan is outcome.best.plan), None)
+    return {**search.to_dict(), "peers": outcome.peer_accuracy, "chosen": chosen.to_dict() if chosen else None,
+            "chosen_accuracy": outcome.best.accuracy}
+
+
+def _with_nodes(graph: Graph, outcome: Outcome, summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report's precision section: the summary and, per node, the precision chosen and why."""
+    if summary is None or outcome.precision is None:
+        return summary
+    chosen = next((p for p in outcome.precision.points if p.plan is outcome.best.plan), None)
+    return {**summary, "nodes": outcome.precision.why(chosen, graph)}
 
 
 def _latency(r: SearchResult) -> float:

@@ -44,6 +44,7 @@ class CandidateRow:
     chosen: bool = False
     note: str = ""
     steps: int | None = None
+    accuracy: dict[str, Any] | None = None  # metric, value, drop, meets_budget: where a precision search ran
 
 
 # ---- summary.json / `tune --json` ----------------------------------------------------------------
@@ -125,12 +126,16 @@ class TuneResult:
     device: dict[str, Any]
     report: str | None  # report.html, once written
     batch: int
+    loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds (planning/closed_loop.py)
+    precision: dict[str, Any] | None = None  # the precision search, where --data was given (planning/precision.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (summary.json, `tune --json`); "notes" only when there are some."""
         d = asdict(self)
         if not d["notes"]:
             del d["notes"]
+        if d["precision"] is None:
+            del d["precision"]
         return d
 
 
@@ -241,3 +246,5 @@ class ReportData:
     profile_db: str = ""
     plan_path: str = ""
     notes: list[str] = field(default_factory=list)
+    loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds, as TuneResult.loop
+    precision: dict[str, Any] | None = None  # as TuneResult.precision, with the per-node precisions and why

@@ -288,6 +288,28 @@ def _candidates(data: ReportData, method: dict[str, str]) -> str:
     return "".join(out)
 
 
+def _loop(data: ReportData) -> str:
+    """The closed loop's rounds: what the chosen plan predicted and measured, the boundary costs fitted."""
+    out = ["<h2>Closing the loop</h2>"]
+    if not data.loop:
+        return out[0] + _na("The closed loop")
+    table = []
+    for r in data.loop:
+        fit = r.get("fit") or {}
+        fitted = "; ".join(f"{k} {v:.3f} ms" for k, v in (fit.get("after_ms") or {}).items()) or DASH
+        rms = f"{fit['rms_before_ms']:.3f} → {fit['rms_after_ms']:.3f}" if fit else DASH
+        table.append([r["round"], text(r["chosen"]), ms(r["predicted_ms"]), ms(r["measured_ms"]), rms, fitted,
+                      text(", ".join(r.get("new_candidates", [])) or DASH), text(r.get("stop", ""))])
+    out.append(_table(["round", "chosen plan", "predicted (ms)", "measured (ms)", "RMS error of the fit (ms)",
+                       "fitted boundary costs", "new candidates measured", "stopped because"], table,
+                      numeric={0, 2, 3}))
+    out.append('<p class="caption">After the candidates are measured end to end, the cost of each kind of '
+               "thread-pool switch between backends and the executor's per-inference cost are fitted to every "
+               "measured plan (non-negative least squares), written back to the profile database, and the search "
+               "runs again, until the chosen plan's prediction is within 10 % of its measurement.</p>")
+    return "".join(out)
+
+
 def _space(data: ReportData, figs: _Figures) -> str:
     out = ["<h2>Design space</h2>"]
     space = data.space
@@ -350,7 +372,8 @@ def render_html(data: ReportData, out_dir: Path) -> tuple[str, list[Path]]:
     method = _method(data)
     sections = [
         _header(data), _summary(data), _comparison(data, figs, method), _layers(data, figs, method),
-        _search(data, figs, method), _pareto(data, figs, method), _candidates(data, method), _space(data, figs),
+        _search(data, figs, method), _pareto(data, figs, method), _candidates(data, method), _loop(data),
+        _space(data, figs),
         _profile(data), _notes(data), _how_to_read(method),
     ]
     title = f"edgetune report: {text(data.model)}"

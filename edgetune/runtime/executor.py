@@ -27,6 +27,7 @@ from edgetune.kernels.segments import boundary, segment_kernel
 from edgetune.kernels.threads import set_threads
 from edgetune.runtime.kernel_memory import measure_kernel_memory, warm_up_pools
 from edgetune.runtime.plan import Plan, merged_segments
+from edgetune.runtime.quantized import segment_variant
 
 
 @dataclass
@@ -199,6 +200,7 @@ class Executor:
             current[name] = FP32
         ctx_cache: dict[int, PrepareContext] = {}
         units = self._units()
+        segment_of = {frozenset(s.nodes): s for s in self.plan.segments or []}
         resolved = [[_resolve(self.plan.choices[n.name].primitive, n, g) for n in unit] for unit in units]
         self.ort_spin = resolve_ort_spin(self.plan.ort_spin, units, resolved)
         if self.measure_memory:
@@ -210,9 +212,12 @@ class Executor:
                 in_values, out_values = boundary(g, unit)
                 in_formats, out_formats = [FP32] * len(in_values), [FP32] * len(out_values)
                 lib = prims[0].library  # check_segments: every node of a segment is on its library
-                name, precision = f"{unit[0].name}..{unit[-1].name}", "fp32"
+                seg = segment_of[frozenset(n.name for n in unit)]
+                variant = segment_variant(self.plan, seg)
+                name, precision = f"{unit[0].name}..{unit[-1].name}", "int8" if seg.int8 else seg.precision
                 prim_name = f"{registry.pool_of(lib).name}.segment[{len(unit)}]"
-                build = lambda u=unit, t=threads, lb=lib: segment_kernel(g, u, t, self.ort_spin, lb)[0]  # noqa: E731
+                build = lambda u=unit, t=threads, lb=lib, v=variant: segment_kernel(  # noqa: E731
+                    g, u, t, self.ort_spin, lb, v)[0]
             else:
                 node, prim = unit[0], prims[0]
                 ctx = ctx_cache.setdefault(

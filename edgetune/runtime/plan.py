@@ -22,8 +22,11 @@ from edgetune.graph.reference import reference_primitive_name
 from edgetune.kernels import registry
 from edgetune.kernels.segments import fuses, library_of
 
-PLAN_FORMAT = 2  # 2: explicit "segments"; 1 (no segments: runs of fusable nodes merge) still loads
-READABLE_FORMATS = (1, 2)
+# 3: segments may compute in int8 (their "int8" nodes, quantised as the plan's "quantization" says) and at a
+# floating-point precision; 2: explicit "segments"; 1 (no segments: runs of fusable nodes merge) still loads
+PLAN_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
+SEGMENT_PRECISIONS = ("fp32", "bf16", "f16")
 BUILTIN_PLANS = ("reference", "blas")
 
 
@@ -61,9 +64,21 @@ class PlanSegment:
     library: str
     threads: int
     nodes: list[str]
+    precision: str = "fp32"  # what the backend computes the float part in (OpenVINO's hint: bf16, f16)
+    int8: list[str] = field(default_factory=list)  # the nodes it computes in int8 (the plan's quantization)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"library": self.library, "threads": self.threads, "nodes": list(self.nodes)}
+        d: dict[str, Any] = {"library": self.library, "threads": self.threads, "nodes": list(self.nodes)}
+        if self.precision != "fp32":
+            d["precision"] = self.precision
+        if self.int8:
+            d["int8"] = list(self.int8)
+        return d
+
+    @property
+    def plain(self) -> bool:
+        """Whether the segment computes in fp32 throughout (as every backend compiles a subgraph)."""
+        return self.precision == "fp32" and not self.int8
 
 
 def merged_segments(graph: Graph, choices: dict[str, NodeChoice], exclude: Iterable[str] = ()) -> list[PlanSegment]:
@@ -101,8 +116,21 @@ def _segments(raw: Any, path: Path) -> list[PlanSegment]:
         if not ok or isinstance(t, bool) or not isinstance(t, int) or t < 1:
             raise EdgetuneError(f"{path}: segment {i} needs {{\"library\": name, \"threads\": n >= 1, "
                                 f"\"nodes\": [names]}}, got {seg!r}"[:300])
-        out.append(PlanSegment(seg["library"], t, [str(n) for n in seg["nodes"]]))
+        precision, int8 = seg.get("precision", "fp32"), seg.get("int8", [])
+        names_ok = isinstance(int8, list) and all(isinstance(n, str) for n in int8)
+        if precision not in SEGMENT_PRECISIONS or not names_ok:
+            raise EdgetuneError(f"{path}: segment {i}: 'precision' must be one of {', '.join(SEGMENT_PRECISIONS)} and "
+                                f"'int8' a list of its node names, got {precision!r}, {int8!r}"[:300])
+        out.append(PlanSegment(seg["library"], t, [str(n) for n in seg["nodes"]], precision, [str(n) for n in int8]))
     return out
+
+
+def _quantization(raw: Any, path: Path) -> dict[str, Any] | None:
+    """The plan's "quantization" object (checked in full where a segment compiles with it)."""
+    if raw is not None and not isinstance(raw, dict):
+        raise EdgetuneError(f"{path}: not a valid edgetune plan ('quantization' must be an object, got "
+                            f"{type(raw).__name__})")
+    return raw
 
 
 def _choices(nodes: Any, path: Path) -> dict[str, NodeChoice]:
@@ -138,6 +166,9 @@ class Plan:
     # Multi-node segments (kernels compiled from several nodes); None (not named, as in format 1): derived
     # from the graph by `merged_segments` when the plan is checked against it or compiled.
     segments: list[PlanSegment] | None = None
+    # How the int8 nodes of segments are quantised (edgetune.quant's spec as JSON: per-tensor ranges); None when
+    # no segment computes in int8.
+    quantization: dict[str, Any] | None = None
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -174,7 +205,7 @@ class Plan:
     # ---- properties -----------------------------------------------------------------------
     @property
     def precisions(self) -> set[str]:
-        out = set()
+        out = {p for s in self.segments or [] for p in ([s.precision] + (["int8"] if s.int8 else []))} - {"fp32"}
         for c in self.choices.values():
             try:
                 out.add(registry.get(c.primitive).precision)
@@ -190,6 +221,8 @@ class Plan:
         p = self.precisions
         if "int8" in p:
             return 0.15
+        if "bf16" in p or "f16" in p:
+            return 5e-2
         if "fp16w" in p:
             return 1e-2
         return 1e-3
@@ -200,6 +233,8 @@ class Plan:
             body += json.dumps([s.to_dict() for s in self.segments])
         if self.ort_spin != "auto":
             body += f"|ort_spin={self.ort_spin}"
+        if self.quantization is not None:
+            body += json.dumps(self.quantization, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
     # ---- JSON -----------------------------------------------------------------------------
@@ -218,6 +253,7 @@ class Plan:
             "ort_spin": self.ort_spin,
             "nodes": {k: {"primitive": c.primitive, "threads": c.threads} for k, c in self.choices.items()},
             **({"segments": [s.to_dict() for s in self.segments]} if self.segments is not None else {}),
+            **({"quantization": self.quantization} if self.quantization is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -254,7 +290,7 @@ class Plan:
             model=d.get("model", ""), graph_signature=d.get("graph_signature", ""), choices=choices,
             tolerance=d.get("tolerance"), device_id=d.get("device_id", ""), versions_id=d.get("versions_id", ""),
             device=d.get("device", {}), versions=d.get("versions", {}), meta=d.get("meta", {}), ort_spin=ort_spin,
-            segments=segments,
+            segments=segments, quantization=_quantization(d.get("quantization"), path),
         )
 
     def check_graph(self, graph: Graph, source: str = "plan") -> None:
@@ -288,6 +324,13 @@ class Plan:
                 raise EdgetuneError(f"{source}: segment {i} ({seg.library}) names "
                                     + (f"unknown node(s) {unknown[:3]}" if unknown else f"node(s) {twice[:3]} twice"))
             seen.update(seg.nodes)
+            stray = [n for n in seg.int8 if n not in seg.nodes]
+            if stray:
+                raise EdgetuneError(f"{source}: segment {i} ({seg.library}) lists int8 node(s) {stray[:3]} it does not "
+                                    "contain")
+            if seg.int8 and self.quantization is None:
+                raise EdgetuneError(f"{source}: segment {i} ({seg.library}) has int8 nodes but the plan has no "
+                                    "'quantization'")
             if seg.library in registry.unavailable():
                 raise EdgetuneError(f"{source}: segment {i} runs on {seg.library}, which is not usable here "
                                     f"({registry.unavailable()[seg.library]})")

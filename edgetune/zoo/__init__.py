@@ -7,7 +7,7 @@ same weights (the torch-eager baseline).
 
 from .base import ZooEntry
 from .onnx_export import build_onnx, cache_dir, cache_path, export
-from .registry import entry, list_models, names, torch_module
+from .registry import entry, list_models, names, preprocessing, torch_module
 
 __all__ = ["ZooEntry", "build_onnx", "cache_dir", "cache_path", "entry", "export", "list_models",
-           "names", "torch_module"]
+           "names", "preprocessing", "torch_module"]

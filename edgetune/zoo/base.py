@@ -15,11 +15,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgetune.data.preprocess import Preprocessing
 from edgetune.errors import EdgetuneError
 
-IMAGENET_NORM = ("RGB: resize 256, centre crop 224, /255, then mean (0.485, 0.456, 0.406), "
-                 "std (0.229, 0.224, 0.225)")
-CIFAR_NORM = "RGB/255, then mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision's ImageNet evaluation: resize 256, centre crop 224, /255, ImageNet mean/std
+IMAGENET_NORM = Preprocessing(size=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+# CIFAR-10 images are 32x32 already: /255 and the ImageNet mean/std (what resnet20-cifar10.th was trained with)
+CIFAR_NORM = Preprocessing(size=32, crop=32, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class ZooEntry:
     input_shape: tuple[int, ...]
     num_classes: int
     weights: str  # "trained (<source>)" or "random (seed N, He init)"
-    preprocessing: str
+    preprocessing: str  # `Preprocessing.describe()`, or what a non-image input is
     dataset: str | None  # data set its accuracy can be measured on ("imagenet", "cifar10") or None
 
     @property
@@ -56,7 +60,7 @@ class ModelSpec:
     description: str
     input_shape: tuple[int, ...]
     num_classes: int
-    preprocessing: str
+    preprocessing: Preprocessing | str  # the steps from an image, or (not an image model) what the input is
     dataset: str | None
     weights: Callable[[], Weights]
     build: Callable[[Weights], nn.Module]  # returns the module with its weights, not yet in eval mode
@@ -70,7 +74,20 @@ class ModelSpec:
         except EdgetuneError as e:
             weights = f"unavailable: {e}"
         return ZooEntry(self.name, self.description, self.input_shape, self.num_classes, weights,
-                        self.preprocessing, self.dataset)
+                        self.preprocessing_text, self.dataset)
+
+    @property
+    def preprocessing_text(self) -> str:
+        """The preprocessing as one readable line (the listing's and the ONNX metadata's)."""
+        p = self.preprocessing
+        return p.describe() if isinstance(p, Preprocessing) else p
+
+    def image_preprocessing(self) -> Preprocessing:
+        """The steps from an image to this model's input; a model fed something else is a one-line error."""
+        if not isinstance(self.preprocessing, Preprocessing):
+            raise EdgetuneError(f"zoo model {self.name} does not take images ({self.preprocessing}): "
+                                "accuracy on an image folder cannot be measured for it")
+        return self.preprocessing
 
 
 def random_weights(seed: int) -> Callable[[], Weights]:

@@ -14,11 +14,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgetune.data.preprocess import Preprocessing
 from edgetune.errors import EdgetuneError
 
 from .base import ModelSpec, Weights
 
-PREPROCESSING = "RGB pixels (0..255): resize 256, centre crop 224, then (pixel - 127) / 128"
+# TF's EfficientNet-Lite evaluation: centre crop of 224/(224+32) of the shorter side resized to 224, i.e.
+# resize 256 + crop 224; pixels 0..255 then (x - 127) / 128 (ImageNet mean/std instead costs ~11 points).
+# On 300 images of imagenet-val-1300: 87.0 % top-1 this way, 86.7 % crop only, 84.7 % resize 224 + crop.
+PREPROCESSING = Preprocessing(size=256, crop=224, scale=1.0, mean=(127.0,), std=(128.0,))
 
 
 def _weights() -> Weights:

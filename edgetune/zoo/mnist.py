@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgetune.data.preprocess import Preprocessing
+
 from .base import ModelSpec, Weights, init_random, quiet_build, random_weights
 
 SEED = 28
@@ -32,4 +34,5 @@ def _build(weights: Weights) -> nn.Module:
 
 
 SPECS = [ModelSpec("mnist_cnn", "small MNIST CNN (2 conv, 2 fully connected)", (1, 1, 28, 28), 10,
-                   "grey pixels/255, then (x - 0.1307) / 0.3081", None, random_weights(SEED), _build)]
+                   Preprocessing(size=28, crop=28, mean=(0.1307,), std=(0.3081,), channels=1), None,
+                   random_weights(SEED), _build)]

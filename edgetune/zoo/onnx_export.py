@@ -87,7 +87,7 @@ def _export_bytes(s: ModelSpec) -> bytes:
     proto.graph.name = s.name
     proto.producer_name = "edgetune.zoo"
     props = {"edgetune.zoo.name": s.name, "edgetune.zoo.weights": weights.description,
-             "edgetune.zoo.preprocessing": s.preprocessing}
+             "edgetune.zoo.preprocessing": s.preprocessing_text}
     onnx.helper.set_model_props(proto, props)
     return proto.SerializeToString()
 

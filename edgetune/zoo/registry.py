@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from edgetune.data.preprocess import Preprocessing
 from edgetune.errors import EdgetuneError
 
 from . import (
@@ -52,6 +53,11 @@ def list_models() -> list[ZooEntry]:
 def entry(name: str) -> ZooEntry:
     """The description of one model (raises `EdgetuneError` for an unknown name)."""
     return spec(name).entry()
+
+
+def preprocessing(name: str) -> Preprocessing:
+    """The steps from an image to the input of ``name`` (an `EdgetuneError` for a model fed no images)."""
+    return spec(name).image_preprocessing()
 
 
 def torch_module(name: str) -> nn.Module:

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import IMAGENET_NORM, ModelSpec, Weights, init_random, quiet_build, random_weights
+from edgetune.data.preprocess import Preprocessing
+
+from .base import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Weights, init_random, quiet_build, random_weights
 from .mobilenet_v2 import _SETTINGS, InvertedResidual, _conv_bn
 
 SEED = 320
@@ -106,5 +108,6 @@ def _build(weights: Weights) -> nn.Module:
 
 
 SPECS = [ModelSpec("ssdlite_mobilenet_v2", "SSD-Lite detector, MobileNet v2 backbone + FPN-lite, 320x320, 91 "
-                   "classes, decoded boxes", (1, 3, 320, 320), 91, IMAGENET_NORM, None, random_weights(SEED),
+                   "classes, decoded boxes", (1, 3, 320, 320), 91,
+                   Preprocessing(size=320, crop=320, mean=IMAGENET_MEAN, std=IMAGENET_STD), None, random_weights(SEED),
                    _build, outputs=("boxes", "scores"))]

@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import ModelSpec, Weights, init_random, quiet_build, random_weights
+from edgetune.data.preprocess import Preprocessing
+
+from .base import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Weights, init_random, quiet_build, random_weights
 
 SEED = 128
 
@@ -64,5 +66,6 @@ def _build(weights: Weights) -> nn.Module:
 
 
 SPECS = [ModelSpec("unet_small", "small U-Net segmenter (4 levels 16..128, ConvTranspose decoder, bilinear "
-                   "output), 21 classes", (1, 3, 128, 128), 21, "RGB/255, then mean/std normalised", None,
+                   "output), 21 classes", (1, 3, 128, 128), 21,
+                   Preprocessing(size=128, crop=128, mean=IMAGENET_MEAN, std=IMAGENET_STD), None,
                    random_weights(SEED), _build)]

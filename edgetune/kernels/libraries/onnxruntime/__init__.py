@@ -4,7 +4,7 @@ runs of fusable nodes compiled into one session (segments). Threads are set per 
 from __future__ import annotations
 
 from edgetune.graph.ir import Graph, Node
-from edgetune.kernels.library import Library, Segment, ThreadPool
+from edgetune.kernels.library import FP32_SEGMENT, Library, Segment, SegmentVariant, ThreadPool
 from edgetune.kernels.one_node import pick_by_op
 
 
@@ -14,10 +14,11 @@ def warm_up(threads: int) -> None:
     warm_up_session(threads)
 
 
-def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str) -> Segment:
+def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str,
+                    variant: SegmentVariant = FP32_SEGMENT) -> Segment:
     from edgetune.kernels.libraries.onnxruntime.segments import segment_kernel  # loads onnxruntime on demand
 
-    return segment_kernel(graph, nodes, threads, spin)
+    return segment_kernel(graph, nodes, threads, spin, variant)
 
 
 def fusable_primitive(node: Node) -> str:

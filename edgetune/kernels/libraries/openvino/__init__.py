@@ -4,7 +4,7 @@ of fusable nodes compiled into one model (segments). Threads are set per compile
 from __future__ import annotations
 
 from edgetune.graph.ir import Graph, Node
-from edgetune.kernels.library import Library, Segment, ThreadPool
+from edgetune.kernels.library import FP32_SEGMENT, Library, Segment, SegmentVariant, ThreadPool
 from edgetune.kernels.one_node import pick_by_op
 
 
@@ -14,12 +14,13 @@ def warm_up(threads: int) -> None:
     warm_up_compiled(threads)
 
 
-def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str) -> Segment:
+def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str,
+                    variant: SegmentVariant = FP32_SEGMENT) -> Segment:
     """One compiled model for `nodes`; `spin` (ONNX Runtime's spin mode) does not apply to OpenVINO and is
     ignored."""
     from edgetune.kernels.libraries.openvino.segments import segment_kernel  # loads openvino on demand
 
-    return segment_kernel(graph, nodes, threads, spin)
+    return segment_kernel(graph, nodes, threads, spin, variant)
 
 
 def fusable_primitive(node: Node) -> str:

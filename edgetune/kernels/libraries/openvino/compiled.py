@@ -52,20 +52,33 @@ def cpu_unavailable() -> str | None:
     return None
 
 
-def compile_config(threads: int) -> dict[str, Any]:
-    """One fp32 stream of `threads` threads, latency-oriented."""
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "f16": "f16"}  # edgetune's name -> OpenVINO's hint
+
+
+def compile_config(threads: int, precision: str = "fp32") -> dict[str, Any]:
+    """One stream of `threads` threads, latency-oriented, at `precision` (fp32 unless a precision option
+    asks for bf16 or f16, which OpenVINO runs only where the CPU has the instructions)."""
+    if precision not in PRECISION_HINTS:
+        raise ValueError(f"OpenVINO has no inference precision {precision!r} (one of {', '.join(PRECISION_HINTS)})")
     return {
         "INFERENCE_NUM_THREADS": int(threads),
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
-        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
     }
 
 
-def compile_onnx(model: onnx.ModelProto, threads: int) -> ov.CompiledModel:
-    """`model` (an ONNX ModelProto) compiled for the CPU at `threads` threads, in fp32."""
+def compile_onnx(model: onnx.ModelProto, threads: int, precision: str = "fp32") -> ov.CompiledModel:
+    """`model` (an ONNX ModelProto) compiled for the CPU at `threads` threads, at `precision`."""
     ov_model = core().read_model(model.SerializeToString())
-    return core().compile_model(ov_model, DEVICE, compile_config(threads))
+    return core().compile_model(ov_model, DEVICE, compile_config(threads, precision))
+
+
+def supported_precisions() -> list[str]:
+    """The floating-point precisions OpenVINO's CPU plugin computes in natively on this CPU (its
+    OPTIMIZATION_CAPABILITIES: "BF16" with AMX/AVX512-BF16 or Arm BF16, "FP16" with AVX512-FP16 or Arm fp16)."""
+    caps = set(core().get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
+    return ["fp32", *(["bf16"] if "BF16" in caps else []), *(["f16"] if "FP16" in caps else [])]
 
 
 def model_kernel(compiled: ov.CompiledModel, weight_bytes: int, feed: list[int] | None = None,

@@ -1,0 +1,255 @@
+"""Precision per node under an accuracy budget, measured on real data (issue 12's search).
+
+Why this shape: int8 pays or not per CPU and per backend (ONNX Runtime's int8 is ~1.6x faster than fp32 on
+one CPU and ~3x slower on another; OpenVINO's differs again), and the accuracy it costs is a property of the
+whole network on real data, not of a node alone. So:
+
+1. the float model is calibrated once on the calibration split (edgetune.quant: per-tensor range choice);
+2. every quantisable node is ranked by a cheap proxy: the logits' SQNR when only that node is int8, on a
+   small ranking subset of the calibration split (as NNCF ranks), no full evaluation;
+3. on each backend that runs QDQ models (ONNX Runtime, OpenVINO), the whole graph with every quantisable
+   node int8 is compiled, timed and evaluated on the evaluation split; where it misses the budget, the k most
+   sensitive nodes are kept fp32, k found by bisection (a full evaluation per probe: about log2 of the number
+   of nodes), first on the backend whose int8 model is fastest, then checked at that k on the others;
+4. bf16 (and f16) float parts where OpenVINO computes them natively on this CPU, evaluated like int8;
+5. every configuration that meets the budget goes to the end-to-end measurement beside the fp32 plan and
+   the peers; the loop keeps the fastest measured one. A configuration that misses the budget is never a
+   candidate: the budget is checked on the measured accuracy, never on the proxy.
+
+Calibration and evaluation samples are disjoint (edgetune.data's split); every full evaluation is counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgetune.data.accuracy import Evaluation, accuracy_drop, evaluate
+from edgetune.graph.ir import Graph
+from edgetune.graph.onnx_export import to_onnx
+from edgetune.kernels import registry
+from edgetune.kernels.segments import fusable_primitive
+from edgetune.measure.timing import time_callable
+from edgetune.quant import QuantSpec, calibrate, node_sensitivity, quantisable_nodes
+from edgetune.runtime.executor import Executor
+from edgetune.runtime.plan import NodeChoice, Plan, PlanSegment
+
+QDQ_LIBRARIES = ("onnxruntime", "openvino")  # backends that compile a QDQ model into int8 kernels
+RANKING_SAMPLES = 16  # calibration samples the sensitivity proxy runs on
+QUICK_TIME_S = 1.0  # per configuration, to order the backends (the choice is made end to end)
+Feeds = list[dict[str, np.ndarray]]
+
+
+@dataclass
+class PrecisionData:
+    """The labelled (or unlabelled) data a precision search runs on, already preprocessed into feeds."""
+
+    calibration: Feeds
+    evaluation: Feeds
+    labels: np.ndarray | None  # of the evaluation feeds; None: fidelity to the fp32 model
+    budget: float  # points of the metric the plan may lose
+    description: str  # what the data is and how it was split
+
+
+@dataclass
+class PrecisionPoint:
+    """One configuration evaluated on the evaluation split: where it runs, which nodes are int8, at which
+    float precision the rest runs, its accuracy and drop, and its quick latency."""
+
+    name: str
+    library: str
+    threads: int
+    float_precision: str
+    int8: tuple[str, ...]
+    kept_fp32: int  # quantisable nodes kept fp32 (the k most sensitive)
+    evaluation: Evaluation
+    drop: float
+    quick_ms: float
+    meets_budget: bool
+    plan: Plan = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "library": self.library, "threads": self.threads,
+                "float_precision": self.float_precision, "int8_nodes": len(self.int8), "kept_fp32": self.kept_fp32,
+                "accuracy": self.evaluation.value, "metric": self.evaluation.metric, "drop": self.drop,
+                "quick_ms": self.quick_ms, "meets_budget": self.meets_budget}
+
+
+@dataclass
+class PrecisionSearch:
+    """What the precision search did: the fp32 reference, the calibration, the ranking, every evaluated
+    configuration, the number of full evaluations, and why each node got its precision."""
+
+    reference: Evaluation
+    spec: QuantSpec
+    order: list[str]  # quantisable nodes, most sensitive first
+    sqnr_alone_db: dict[str, float]
+    points: list[PrecisionPoint]
+    evaluations: int
+    data: str
+    budget: float
+    notes: list[str]
+    seconds: float
+    reference_logits: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    def passing(self) -> list[PrecisionPoint]:
+        return [p for p in self.points if p.meets_budget]
+
+    def why(self, point: PrecisionPoint | None, graph: Graph) -> dict[str, str]:
+        """Per node of `graph`, the precision `point` gives it and why (fp32 plan: point None)."""
+        rank = {n: i for i, n in enumerate(self.order)}
+        int8 = set(point.int8) if point else set()
+        out = {}
+        for n in graph.nodes:
+            if n.name not in rank:
+                out[n.name] = "fp32: no int8 form"
+            elif point is None:
+                out[n.name] = "fp32: the fastest measured plan within the budget is fp32"
+            elif n.name in int8:
+                out[n.name] = (f"int8 (sensitivity rank {rank[n.name] + 1} of {len(self.order)}, logits SQNR "
+                               f"{self.sqnr_alone_db[n.name]:.1f} dB when alone int8)")
+            else:
+                out[n.name] = (f"fp32: among the {point.kept_fp32} most sensitive (rank {rank[n.name] + 1}, SQNR "
+                               f"{self.sqnr_alone_db[n.name]:.1f} dB alone int8); fewer kept fp32 missed the budget")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference.describe(), "metric": self.reference.metric,
+                "reference_value": self.reference.value, "budget_points": self.budget,
+                "full_evaluations": self.evaluations, "data": self.data, "notes": self.notes,
+                "calibration_methods": self.spec.methods(), "seconds": self.seconds,
+                "points": [p.to_dict() for p in self.points]}
+
+
+def whole_graph_plan(graph: Graph, library: str, threads: int, int8: Sequence[str], float_precision: str,
+                     spec: QuantSpec | None) -> Plan:
+    """The whole graph as one segment of `library`: the nodes in `int8` quantised as `spec` says, the rest
+    at `float_precision`."""
+    choices = {n.name: NodeChoice(fusable_primitive(n, library), threads) for n in graph.nodes}
+    seg = PlanSegment(library, threads, [n.name for n in graph.nodes], float_precision, list(int8))
+    plan = Plan.for_graph(graph, choices, segments=[seg], meta={"precision_search": True})
+    if int8:
+        plan.quantization = spec.to_dict() if spec else None
+    plan.tolerance = 1.0  # checked by the accuracy budget on real data, not by the reference's stand-in input
+    return plan
+
+
+class _Evaluator:
+    """Runs plans over the evaluation split and counts each full evaluation."""
+
+    def __init__(self, graph: Graph, data: PrecisionData, reference_logits: np.ndarray) -> None:
+        self.graph, self.data, self.reference_logits = graph, data, reference_logits
+        self.count = 1  # the fp32 reference was the first
+
+    def logits(self, run: Callable[[dict[str, np.ndarray]], Any]) -> np.ndarray:
+        out = self.graph.outputs[0]
+        return np.concatenate([np.asarray(run(f)[out]).reshape(1, -1) for f in self.data.evaluation])
+
+    def evaluate(self, ex: Executor) -> Evaluation:
+        self.count += 1
+        return evaluate(self.logits(ex.run), self.data.labels, self.reference_logits)
+
+
+def search_precision(graph: Graph, data: PrecisionData, threads: int, console: Any,
+                     fp32_run: Callable[[dict[str, np.ndarray]], Any], precisions_native: Sequence[str] = ()
+                     ) -> PrecisionSearch:
+    """Steps 1-4 of the module's docstring; `fp32_run` runs the float model (the reference)."""
+    t0 = time.perf_counter()
+    model = to_onnx(graph)
+    ev = _Evaluator(graph, data, np.zeros(0))
+    ref_logits = ev.logits(fp32_run)
+    ev.reference_logits = ref_logits
+    reference = evaluate(ref_logits, data.labels, ref_logits)
+    console.print(f"precision search: fp32 {reference.describe()}; budget {data.budget:g} points; calibrating on "
+                  f"{len(data.calibration)} samples...")
+    spec = calibrate(model, data.calibration, threads=threads)
+    quantisable = quantisable_nodes(model)
+    sens = node_sensitivity(model, spec, data.calibration[:RANKING_SAMPLES], quantisable, modes=("only",),
+                            threads=threads)
+    order = sens.most_sensitive("only")
+    sqnr = {s.node: float(s.only_sqnr_db) for s in sens.nodes}
+    search = PrecisionSearch(reference, spec, order, sqnr, [], 0, data.description, data.budget, [], 0.0,
+                             ref_logits)
+    installed = {lib.name for lib in registry.installed_libraries()}
+    libs = [lib for lib in QDQ_LIBRARIES if lib in installed]
+    _search_int8(graph, search, ev, libs, threads, console)
+    for precision in precisions_native:
+        if precision != "fp32" and "openvino" in libs:
+            _try(graph, search, ev, "openvino", threads, (), precision, 0, console)
+    search.evaluations = ev.count
+    search.seconds = time.perf_counter() - t0
+    return search
+
+
+def _search_int8(graph: Graph, search: PrecisionSearch, ev: _Evaluator, libs: list[str], threads: int,
+                 console: Any) -> None:
+    """All-int8 on every backend; where the fastest misses the budget, bisect k (most sensitive kept fp32)
+    there, then check the other backends at that k (one step further where they miss)."""
+    order = search.order
+    first = [_try(graph, search, ev, lib, threads, order, "fp32", 0, console) for lib in libs]
+    first = [p for p in first if p is not None]
+    if not first:
+        search.notes.append("no backend compiled the int8 model")
+        return
+    if any(p.meets_budget for p in first):
+        return
+    lead = min(first, key=lambda p: p.quick_ms)
+    k = _bisect(graph, search, ev, lead.library, threads, console)
+    if k is None:
+        search.notes.append(f"no int8 configuration on {lead.library} met the budget: the plan stays fp32")
+        return
+    for other in (p.library for p in first if p.library != lead.library):
+        for kk in (k, min(len(order), k + max(1, len(order) // 16))):
+            p = _try(graph, search, ev, other, threads, order[kk:], "fp32", kk, console)
+            if p is None or p.meets_budget:
+                break
+
+
+def _bisect(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, threads: int, console: Any) -> int | None:
+    """The fewest most-sensitive nodes kept fp32 for which `lib`'s model meets the budget (k = 0 missed it,
+    k = all is the fp32 model), by bisection; None when even one int8 node is too many."""
+    order = search.order
+    lo, hi, best = 0, len(order), None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        p = _try(graph, search, ev, lib, threads, order[mid:], "fp32", mid, console)
+        if p is not None and p.meets_budget:
+            hi, best = mid, mid
+        else:
+            lo = mid
+    return best
+
+
+def _try(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, threads: int, int8: Sequence[str],
+         float_precision: str, kept: int, console: Any) -> PrecisionPoint | None:
+    """Compile, time briefly and evaluate one configuration; None when the backend refuses it."""
+    plan = whole_graph_plan(graph, lib, threads, int8, float_precision, search.spec)
+    name = _name(lib, threads, len(int8), float_precision, kept)
+    try:
+        ex = Executor(graph, plan, check=False)
+    except Exception as e:  # noqa: BLE001 - a backend refusing a QDQ model excludes the configuration, with why
+        search.notes.append(f"{name}: not compiled ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        return None
+    feeds = ev.data.evaluation[0]
+    quick = time_callable(lambda: ex.run(feeds), time_cap_s=QUICK_TIME_S, max_runs=100).median_ms
+    result = ev.evaluate(ex)
+    drop = accuracy_drop(search.reference, result)
+    point = PrecisionPoint(name, lib, threads, float_precision, tuple(int8), kept, result, drop, quick,
+                           drop <= search.budget + 1e-9, plan)
+    search.points.append(point)
+    console.print(f"  {name}: {result.describe()}, drop {drop:+.2f} points "
+                  f"({'within' if point.meets_budget else 'over'} the budget), ~{quick:.2f} ms")
+    return point
+
+
+def _name(lib: str, threads: int, n_int8: int, float_precision: str, kept: int) -> str:
+    what = f"int8 ({n_int8} nodes" + (f", {kept} most sensitive kept {float_precision})" if kept else ")")
+    if not n_int8:
+        what = float_precision
+    elif float_precision != "fp32":
+        what += f" + {float_precision}"
+    return f"whole graph on {lib}, {threads} thread{'s' if threads > 1 else ''}, {what}"
