@@ -3,6 +3,7 @@ methods, the per-tensor choice by expected MSE, and the spec's JSON round trip."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -108,6 +109,8 @@ def test_spec_json_round_trip() -> None:
     switched = spec.with_method("r1", "percentile")
     assert switched.tensors["r1"].method == "percentile" and spec.tensors["r1"] is not switched.tensors["r1"]
     assert QuantSpec.from_json(switched.to_json()) == switched
+    other = dataclasses.replace(spec, per_channel=False, reduce_range=True, bias_corrections={"c1": (0.5, -1e-7)})
+    assert QuantSpec.from_json(other.to_json()) == other
 
 
 @pytest.mark.parametrize("text, message", [

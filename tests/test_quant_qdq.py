@@ -182,3 +182,22 @@ def test_variants_are_independent_of_build_order(net, spec) -> None:
     q.build(["c1", "fc"])
     assert q.build(["c5"]).SerializeToString() == first
     assert Quantizer(model, spec).build(["c5"]).SerializeToString() == first
+
+
+def test_a_segment_subgraph_quantises_with_the_whole_models_spec(net, spec) -> None:
+    model, graph = net
+    inner = run_model(_with(model, ["cat", "f"]), feeds(2, 100))
+    for nodes, inputs in ((["c5", "gap", "flat", "fc"], "cat"), (["fc"], "f")):
+        sub = to_onnx(graph, nodes)
+        k = 1 if inputs == "cat" else 2
+        test = [{inputs: o[k]} for o in inner]
+        q = quantize(sub, spec)
+        assert int8_weights(q) == ({"c5", "fc"} if inputs == "cat" else {"fc"})
+        assert sqnr_db(_logits(run_model(sub, test)), _logits(run_model(q, test))) > 25.0
+
+
+def _with(model: onnx.ModelProto, tensors: list[str]) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    out.graph.output.extend(helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors)
+    return out

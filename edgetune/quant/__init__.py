@@ -20,13 +20,14 @@ proxy to order its fallbacks. The pieces, one concern per module:
 from __future__ import annotations
 
 from edgetune.quant.calibrate import calibrate
+from edgetune.quant.equalize import bias_corrections, equalize
 from edgetune.quant.metrics import nmse, sqnr_db
 from edgetune.quant.model_index import quantisable_nodes
 from edgetune.quant.qdq import Quantizer, quantize
-from edgetune.quant.sensitivity import NodeSensitivity, node_sensitivity
+from edgetune.quant.sensitivity import NodeSensitivity, SensitivityReport, node_sensitivity
 from edgetune.quant.spec import QuantSpec, TensorRange
 
 __all__ = [
-    "NodeSensitivity", "QuantSpec", "Quantizer", "TensorRange", "calibrate", "node_sensitivity", "nmse",
-    "quantisable_nodes", "quantize", "sqnr_db",
+    "NodeSensitivity", "QuantSpec", "Quantizer", "SensitivityReport", "TensorRange", "bias_corrections",
+    "calibrate", "equalize", "node_sensitivity", "nmse", "quantisable_nodes", "quantize", "sqnr_db",
 ]

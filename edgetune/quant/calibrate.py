@@ -69,7 +69,7 @@ def tensor_range(stats: TensorStats, percentile: float = ranges.DEFAULT_PERCENTI
     cands = {m: (max(lo, bounds[0]), min(hi, bounds[1]))
              for m, (lo, hi) in ranges.candidate_ranges(stats, percentile).items()}
     errors = {m: ranges.histogram_mse(stats, lo, hi) for m, (lo, hi) in cands.items()}
-    method = ranges.choose(cands, errors)
+    method = ranges.choose(errors)
     lo, hi = cands[method]
     return TensorRange(lo, hi, method, cands, errors)
 

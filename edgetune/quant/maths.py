@@ -54,10 +54,14 @@ def fake_quant(x: np.ndarray, scale: float, zero_point: int, qmax: int = UINT8_M
     return dequantize_affine(quantize_affine(x, scale, zero_point, qmax), scale, zero_point)
 
 
-def weight_scales(w: np.ndarray, axis: int, qmax: int = INT8_MAX) -> np.ndarray:
+def weight_scales(w: np.ndarray, axis: int, qmax: int = INT8_MAX, per_channel: bool = True) -> np.ndarray:
     """Symmetric per-channel scales (max |w| / qmax along every axis but `axis`), float32; an all-zero
-    channel gets scale 1."""
-    return int8_calib.weight_scales(np.moveaxis(np.asarray(w), axis, 0), qmax).astype(np.float32)
+    channel gets scale 1. `per_channel=False`: one scale for the whole tensor, repeated per channel."""
+    scales = int8_calib.weight_scales(np.moveaxis(np.asarray(w), axis, 0), qmax).astype(np.float32)
+    if per_channel:
+        return scales
+    m = float(np.max(np.abs(w))) if np.asarray(w).size else 0.0
+    return np.full_like(scales, m / qmax if m > 0 else 1.0)
 
 
 def quantize_weights(w: np.ndarray, scales: np.ndarray, axis: int, qmax: int = INT8_MAX) -> np.ndarray:

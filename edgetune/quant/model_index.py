@@ -109,13 +109,14 @@ class ModelIndex:
         return tensor
 
     def calibration_tensors(self) -> list[str]:
-        """The tensors whose ranges any variant can need: each unit's activation inputs and output, or the
-        tensor they inherit qparams from."""
+        """The tensors whose ranges any variant can need: each unit's activation inputs and output and the
+        tensors they inherit qparams from (the tensor itself too: in a segment's subgraph, where it may be
+        an input, it has no source to inherit from)."""
         need: dict[str, None] = {}
         for u in self.units.values():
-            for _, t in u.activations:
+            for t in [t for _, t in u.activations] + [u.output]:
                 need[self.source(t)] = None
-            need[self.source(u.output)] = None
+                need[t] = None
         return [t for t in need if t not in self.initializers]
 
     # -- units -------------------------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class ModelIndex:
         kind = KINDS.get(n.op_type)
         if kind is None or not n.output or not all(self.is_float(o) for o in n.output if o):
             return None
-        ins = [t for t in n.input]
+        ins = list(n.input)
         if not ins or not all(self.is_float(t) or t in self.initializers for t in ins if t):
             return None
         name = self.names[i]
@@ -158,14 +159,13 @@ class ModelIndex:
         a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
         b = self.constant(ins[1]) if len(ins) > 1 else None
         if b is None or b.ndim != 2 or ins[0] in self.initializers or a.get("transA", 0) \
-                or float(a.get("alpha", 1.0)) != 1.0:
+                or float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0:
             return None
         axis = 0 if a.get("transB", 0) else 1
         bias = None
         if len(ins) > 2 and ins[2]:
             c = self.constant(ins[2])
-            if c is None or c.size != b.shape[axis] or float(a.get("beta", 1.0)) != 1.0 \
-                    or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
+            if c is None or c.size != b.shape[axis] or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
                 return None
             bias = (2, ins[2])
         return Unit(name, i, "gemm", ((0, ins[0]),), weight=Weight(1, ins[1], axis), bias=bias)

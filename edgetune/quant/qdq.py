@@ -172,11 +172,14 @@ class Quantizer:
         if u is None:
             return node
         inputs = list(n.input)
+        inputs += [""] * (3 - len(inputs)) if u.weight is not None else []
         for slot, t in u.activations:
             if t in consumer_q:
                 inputs[slot] = self._name(t, "dq")
         for slot, name in self._constant_dqs(u)[1].items():
             inputs[slot] = name
+        while inputs and not inputs[-1]:
+            inputs.pop()
         if u.folded is not None:
             node.output[0] = self.index.nodes[u.folded].output[0]
         del node.input[:]
@@ -211,9 +214,10 @@ class Quantizer:
                 scales = self._weight_scales(u)
                 nodes.append(self._weight(u, scales))
                 slots[u.weight.slot] = nodes[-1].output[0]
-                if u.bias is not None:
-                    nodes.append(self._bias(u, scales))
-                    slots[u.bias[0]] = nodes[-1].output[0]
+                bias = self._bias_values(u)
+                if bias is not None:
+                    nodes.append(self._bias(u, bias, scales))
+                    slots[2] = nodes[-1].output[0]  # Conv's B, Gemm's C (added when the node had none)
             cached = self._unit_constants[u.name] = (nodes, slots)
         return cached
 
@@ -230,11 +234,27 @@ class Quantizer:
         """Per-channel weight scales, raised where the unit's int32 bias would overflow."""
         assert u.weight is not None
         w = self.index.initializers[u.weight.name]
-        scales = maths.weight_scales(w, u.weight.axis, self.spec.weight_qmax)
-        if u.bias is not None:
+        scales = maths.weight_scales(w, u.weight.axis, self.spec.weight_qmax, self.spec.per_channel)
+        bias = self._bias_values(u)
+        if bias is not None:
             x_scale, _ = self.qparams(u.activations[0][1])
-            scales = maths.widen_for_bias(self.index.initializers[u.bias[1]].reshape(-1), x_scale, scales)
+            scales = maths.widen_for_bias(bias, x_scale, scales)
         return scales
+
+    def _bias_values(self, u: Unit) -> np.ndarray | None:
+        """The unit's int8 bias in float: its own (or zeros) minus its bias correction, if any."""
+        correction = self.spec.bias_corrections.get(u.name) if u.kind in ("conv", "gemm") else None
+        if u.bias is None and correction is None:
+            return None
+        assert u.weight is not None
+        n_out = self.index.initializers[u.weight.name].shape[u.weight.axis]
+        b = np.zeros(n_out) if u.bias is None else self.index.initializers[u.bias[1]].astype(np.float64).reshape(-1)
+        if correction is not None:
+            if len(correction) != n_out:
+                raise EdgetuneError(f"quantisation spec: bias correction of {u.name!r} has {len(correction)} "
+                                    f"values, the node has {n_out} output channels")
+            b = b - np.asarray(correction, np.float64)
+        return b
 
     def _weight(self, u: Unit, scales: np.ndarray) -> onnx.NodeProto:
         """The weight's DQ node, shared by the units that read one weight with equal scales."""
@@ -249,11 +269,9 @@ class Quantizer:
             self._weight_scale_of[key] = scales
         return self._dq_nodes[key]
 
-    def _bias(self, u: Unit, w_scales: np.ndarray) -> onnx.NodeProto:
-        assert u.bias is not None
+    def _bias(self, u: Unit, b: np.ndarray, w_scales: np.ndarray) -> onnx.NodeProto:
         key = self._name(u.name, "bias_dq")
         if key not in self._dq_nodes:
-            b = self.index.initializers[u.bias[1]].astype(np.float64).reshape(-1)
             x_scale, _ = self.qparams(u.activations[0][1])
             codes, scales = maths.quantize_bias(b, x_scale, w_scales)
             self._dq_nodes[key] = self._dq_node(key, key, codes, scales, np.zeros(codes.shape, np.int32), 0)

@@ -119,8 +119,7 @@ def candidate_ranges(stats: TensorStats, percentile: float = DEFAULT_PERCENTILE)
             "entropy": entropy_range(stats)}
 
 
-def choose(candidates: dict[str, tuple[float, float]], errors: dict[str, float],
-           tolerance: float = TIE_TOLERANCE) -> str:
+def choose(errors: dict[str, float], tolerance: float = TIE_TOLERANCE) -> str:
     """The method to use: the least expected MSE; a method later in `METHODS` only when it beats every
     earlier one by more than `tolerance` (relative)."""
     best = min(errors.values())

@@ -60,12 +60,16 @@ class TensorRange:
 @dataclass
 class QuantSpec:
     """Calibrated ranges per activation tensor (ONNX tensor names of the float model) and how they were
-    obtained. `reduce_range`: 7-bit weights (see `maths.INT8_MAX_REDUCED`)."""
+    obtained, and how weights are quantised: `reduce_range` 7-bit (see `maths.INT8_MAX_REDUCED`),
+    `per_channel` (else one scale per tensor), `bias_corrections` per node (subtracted from an int8
+    node's bias, `equalize.bias_corrections`)."""
 
     tensors: dict[str, TensorRange]
     percentile: float
     samples: int
     reduce_range: bool = False
+    per_channel: bool = True
+    bias_corrections: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def weight_qmax(self) -> int:
@@ -93,7 +97,9 @@ class QuantSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"edgetune_quant_spec": SPEC_FORMAT, "percentile": self.percentile, "samples": self.samples,
-                "reduce_range": self.reduce_range, "tensors": {k: v.to_dict() for k, v in self.tensors.items()}}
+                "reduce_range": self.reduce_range, "per_channel": self.per_channel,
+                "bias_corrections": {k: list(v) for k, v in self.bias_corrections.items()},
+                "tensors": {k: v.to_dict() for k, v in self.tensors.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QuantSpec:
@@ -105,10 +111,11 @@ class QuantSpec:
             raise EdgetuneError("quantisation spec: 'tensors' must be an object")
         try:
             percentile, samples = float(d["percentile"]), int(d["samples"])
-        except (KeyError, TypeError, ValueError) as e:
+            corrections = {str(k): tuple(float(x) for x in v) for k, v in d.get("bias_corrections", {}).items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EdgetuneError(f"quantisation spec: {type(e).__name__}: {e}") from None
         return cls({k: TensorRange.from_dict(k, v) for k, v in tensors.items()}, percentile, samples,
-                   bool(d.get("reduce_range", False)))
+                   bool(d.get("reduce_range", False)), bool(d.get("per_channel", True)), corrections)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
