@@ -6,7 +6,9 @@ Usage: .venv/bin/python bench/parity.py [--threads 2] [--time-cap 12] [MODEL ...
 Table 1 (parity): the whole graph as one ONNX Runtime session run by edgetune's executor (spin mode
 "auto", i.e. ORT's own defaults) against ONNX Runtime called directly as a user would (the `bench` peer:
 the original model file, `SessionOptions()` defaults), and against the same plan with workers that never
-spin; all variants alternated round by round in one process, each run back to back per round: untimed for
+spin; and where OpenVINO is installed, the whole graph as one OpenVINO segment run by the executor against
+OpenVINO called directly (the "openvino f32" peer: read_model, compile_model with the latency hint and
+INFERENCE_PRECISION_HINT=f32, one reused infer request; target: within 3 %); all variants alternated round by round in one process, each run back to back per round: untimed for
 60 ms (a spinning pool steals the next variant's cores for tens of ms), then 5 timed calls (median, p10-p90).
 
 Table 2 (mixed plans, sum of parts): ORT everywhere except every third convolution on numpy im2col, so that
@@ -33,7 +35,7 @@ from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.compare import COMPARE_BLOCK, COMPARE_SETTLE_S
 from edgetune.measure.overhead import executor_overhead
 from edgetune.measure.timing import time_alternating, time_callable
-from edgetune.peers.runtimes import ort_session
+from edgetune.peers.runtimes import OV_F32, openvino_peer, openvino_unavailable, ort_session
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan
 from edgetune.user_model import open_model
@@ -41,8 +43,9 @@ from edgetune.user_model import open_model
 DEFAULT_MODELS = ["mobilenet_v2", "resnet18", "efficientnet_lite0", "resnet20_cifar"]
 
 
-def all_ort_plan(graph: Any, threads: int, spin: str = "auto") -> Plan:
-    choices = {n.name: NodeChoice(fusable_primitive(n), threads) for n in graph.nodes}
+def all_ort_plan(graph: Any, threads: int, spin: str = "auto", library: str = "onnxruntime") -> Plan:
+    """The whole graph on `library`'s fusable primitives: one segment of it."""
+    choices = {n.name: NodeChoice(fusable_primitive(n, library), threads) for n in graph.nodes}
     return Plan.for_graph(graph, choices, ort_spin=spin)
 
 
@@ -75,13 +78,21 @@ def parity_rows(model: str, threads: int, cap: float, console: Console) -> list[
     fns = {"onnxruntime called directly": lambda: sess.run(None, {name: x}),
            f"edgetune plan (spin {plan_on.ort_spin})": lambda: plan_on.run(feeds),
            "edgetune plan (spin off)": lambda: plan_off.run(feeds)}
+    if openvino_unavailable() is None:
+        direct = openvino_peer(OV_F32, src.onnx_model, feeds, threads)
+        plan_ov = Executor(g, all_ort_plan(g, threads, library="openvino"))
+        fns["openvino called directly (f32)"] = direct.fn
+        fns["edgetune plan on openvino"] = lambda: plan_ov.run(feeds)
     console.print(f"{model}: parity, {len(fns)} variants alternated for up to {cap:.0f} s...")
     t = time_alternating(fns, time_cap_s=cap, max_runs=600, target_rel_ci=0.01, block=COMPARE_BLOCK,
                          settle_s=COMPARE_SETTLE_S)
-    base = t["onnxruntime called directly"].median_ms
+    base = {"onnxruntime": t["onnxruntime called directly"].median_ms}
+    if "openvino called directly (f32)" in t:
+        base["openvino"] = t["openvino called directly (f32)"].median_ms
     over = executor_overhead(plan_on, feeds)
+    lib = lambda k: "openvino" if "openvino" in k else "onnxruntime"  # noqa: E731
     return [{"model": model, "variant": k, "median_ms": v.median_ms, "p10_ms": v.p10_ms, "p90_ms": v.p90_ms,
-             "runs": v.runs, "disturbed": v.disturbed, "vs_direct": base / v.median_ms,
+             "runs": v.runs, "disturbed": v.disturbed, "vs_direct": base[lib(k)] / v.median_ms,
              "executor_us": over["per_inference_us"] if k.startswith("edgetune plan (spin on") else None}
             for k, v in t.items()]
 
@@ -116,11 +127,11 @@ def main(argv: list[str]) -> None:
         parity += parity_rows(model, args.threads, args.time_cap, console)
         mixed += mixed_rows(model, args.threads, args.time_cap, console)
     print(f"CPU: {summary_line()}")
-    print(f"Table 1: whole-graph ONNX Runtime plan vs ONNX Runtime called directly ({args.threads} threads, batch 1, "
-          "alternating rounds in one process; ratio = direct median / variant median, > 1 is faster)")
-    print(f"{'model':<20} {'variant':<30} {'median ms':>10} {'p10-p90 ms':>15} {'runs':>5} {'vs direct':>10}")
+    print(f"Table 1: whole-graph plans vs their library called directly ({args.threads} threads, batch 1, alternating "
+          "rounds in one process; ratio = that library's direct median / variant median, > 1 is faster)")
+    print(f"{'model':<20} {'variant':<32} {'median ms':>10} {'p10-p90 ms':>15} {'runs':>5} {'vs direct':>10}")
     for r in parity:
-        print(f"{r['model']:<20} {r['variant']:<30} {r['median_ms']:>10.3f} "
+        print(f"{r['model']:<20} {r['variant']:<32} {r['median_ms']:>10.3f} "
               f"{r['p10_ms']:>7.3f}-{r['p90_ms']:<7.3f} {r['runs']:>5} {r['vs_direct']:>9.3f}x"
               + (" disturbed" if r["disturbed"] else "")
               + (f"  (executor's own work {r['executor_us']:.1f} us)" if r["executor_us"] is not None else ""))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from edgetune.graph.onnx_export import to_onnx
 from edgetune.kernels import registry
 from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.timing import time_callable
-from edgetune.quant import QuantSpec, calibrate, node_sensitivity, quantisable_nodes
+from edgetune.quant import QuantSpec, bias_corrections, calibrate, node_sensitivity, quantisable_nodes
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan, PlanSegment
 
@@ -198,6 +198,9 @@ def _search_int8(graph: Graph, search: PrecisionSearch, ev: _Evaluator, libs: li
     if any(p.meets_budget for p in first):
         return
     lead = min(first, key=lambda p: p.quick_ms)
+    corrected = _try_bias_correction(graph, search, ev, lead, threads, console)
+    if corrected is not None and corrected.meets_budget:
+        return
     k = _bisect(graph, search, ev, lead.library, threads, console)
     if k is None:
         search.notes.append(f"no int8 configuration on {lead.library} met the budget: the plan stays fp32")
@@ -207,6 +210,27 @@ def _search_int8(graph: Graph, search: PrecisionSearch, ev: _Evaluator, libs: li
             p = _try(graph, search, ev, other, threads, order[kk:], "fp32", kk, console)
             if p is None or p.meets_budget:
                 break
+
+
+def _try_bias_correction(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lead: PrecisionPoint, threads: int,
+                         console: Any) -> PrecisionPoint | None:
+    """All-int8 on the lead backend with bias correction (Nagel et al. 2019: each int8 conv's mean output
+    shift, measured on calibration samples, taken off its bias); kept as the search's spec where it scores
+    better than without, so that the bisection that follows starts from the better calibration."""
+    model = to_onnx(graph)
+    corrections = bias_corrections(model, ev.data.calibration[:RANKING_SAMPLES], search.spec, threads=threads)
+    if not corrections:
+        return None
+    plain = search.spec
+    search.spec = replace(plain, bias_corrections=corrections)
+    point = _try(graph, search, ev, lead.library, threads, search.order, "fp32", 0, console, " + bias correction")
+    if point is None or point.evaluation.value < lead.evaluation.value:
+        search.spec = plain
+        search.notes.append("bias correction did not improve all-int8 accuracy: not used")
+    else:
+        search.notes.append(f"bias correction used: all-int8 on {lead.library} {lead.evaluation.value:.2f} -> "
+                            f"{point.evaluation.value:.2f} %")
+    return point
 
 
 def _bisect(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, threads: int, console: Any) -> int | None:
@@ -225,10 +249,13 @@ def _bisect(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, thr
 
 
 def _try(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, threads: int, int8: Sequence[str],
-         float_precision: str, kept: int, console: Any) -> PrecisionPoint | None:
-    """Compile, time briefly and evaluate one configuration; None when the backend refuses it."""
+         float_precision: str, kept: int, console: Any, suffix: str = "") -> PrecisionPoint | None:
+    """Compile, time briefly and evaluate one configuration (with the search's current spec); None when the
+    backend refuses it."""
     plan = whole_graph_plan(graph, lib, threads, int8, float_precision, search.spec)
-    name = _name(lib, threads, len(int8), float_precision, kept)
+    name = _name(lib, threads, len(int8), float_precision, kept) + (suffix if int8 else "")
+    if search.spec.bias_corrections and int8 and not suffix:
+        name += " + bias correction"
     try:
         ex = Executor(graph, plan, check=False)
     except Exception as e:  # noqa: BLE001 - a backend refusing a QDQ model excludes the configuration, with why
