@@ -3,13 +3,14 @@
 Usage: .venv/bin/python bench/parity.py [--threads 2] [--time-cap 12] [MODEL ...]
 (default models: mobilenet_v2 resnet18 efficientnet_lite0 resnet20_cifar).
 
-Table 1 (parity): the whole graph as one ONNX Runtime session run by edgetune's executor (spin mode
-"auto", i.e. ORT's own defaults) against ONNX Runtime called directly as a user would (the `bench` peer:
-the original model file, `SessionOptions()` defaults), and against the same plan with workers that never
-spin; and where OpenVINO is installed, the whole graph as one OpenVINO segment run by the executor against
-OpenVINO called directly (the "openvino f32" peer: read_model, compile_model with the latency hint and
-INFERENCE_PRECISION_HINT=f32, one reused infer request; target: within 3 %); all variants alternated round by round in one process, each run back to back per round: untimed for
-60 ms (a spinning pool steals the next variant's cores for tens of ms), then 5 timed calls (median, p10-p90).
+Table 1 (parity): the whole graph as one ONNX Runtime session run by edgetune's executor (spin mode "auto",
+i.e. ORT's own defaults) against ONNX Runtime called directly as a user would (the `bench` peer: the original
+model file, `SessionOptions()` defaults), and against the same plan with workers that never spin; and where
+OpenVINO is installed, the whole graph as one OpenVINO segment run by the executor against OpenVINO called
+directly (the "openvino f32" peer: read_model, compile_model with the latency hint and
+INFERENCE_PRECISION_HINT=f32, one reused infer request; target: within 3 %); all variants alternated round by
+round in one process, each run back to back per round: untimed for 60 ms (a spinning pool steals the next
+variant's cores for tens of ms), then 5 timed calls (median, p10-p90).
 
 Table 2 (mixed plans, sum of parts): ORT everywhere except every third convolution on numpy im2col, so that
 several ORT sessions alternate with numpy steps, for each ORT spin mode. "sum of parts" is the sum of every
