@@ -6,8 +6,10 @@ boundary between two backends costs in sequence: OpenVINO's TBB workers still aw
 pool starts, caches cold after a foreign pool ran. A mixed plan then measures slower than predicted while
 a whole-graph segment agrees. So after the candidates are measured end to end, the boundaries are fitted
 to the measurements: one non-negative cost per kind of pool switch the plans cross (pool and threads on
-each side) and one per-inference cost of the executor, by non-negative least squares over every measured
-plan (ridge-tied to the current values, so an unseen kind keeps its probe). The fitted values are written
+each side) and one per-inference offset of the executor, by bounded least squares over every measured plan
+(ridge-tied to the current values, so an unseen kind keeps its probe): switch costs are never negative; the
+offset may be, down to half the fastest measurement, because a profile taken under heavier load than the
+end-to-end run predicts every plan too slow by much the same amount. The fitted values are written
 back to the ProfileDB as `observed:` records, the design space reads them in place of the probes, the
 search runs again, and the plans it now prefers are measured; until the chosen plan's prediction agrees
 with its measurement within `AGREEMENT`, or no new plan comes up, or `MAX_ROUNDS` pass.
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import lsq_linear
 
 from edgetune.measure.db import ProfileDB
 from edgetune.measure.switching import pool, switch_key
@@ -31,6 +33,7 @@ AGREEMENT = 0.10  # |predicted - measured| / measured at which the chosen plan's
 MAX_ROUNDS = 3
 OBSERVED = "observed:"
 RUN_KEY = "run"  # the executor's per-inference cost beyond its steps (feeds, outputs), fitted like a switch
+CREDIT_KEY = "run-credit"  # a negative per-inference offset, stored as its magnitude (DB times are >= 0)
 RIDGE = 0.05  # weight (per ms^2) tying each fitted cost to its current value: few plans, many kinds
 
 
@@ -40,9 +43,10 @@ def observed_key(kind: str) -> str:
 
 
 def run_overhead_ms(db: ProfileDB) -> float:
-    """The fitted per-inference cost of the executor (0 until a loop has fitted one)."""
-    rec = db.get_converter(observed_key(RUN_KEY), (), 0)
-    return rec.median_ms if rec else 0.0
+    """The fitted per-inference offset of the executor (0 until a loop has fitted one; may be negative)."""
+    cost = db.get_converter(observed_key(RUN_KEY), (), 0)
+    credit = db.get_converter(observed_key(CREDIT_KEY), (), 0)
+    return (cost.median_ms if cost else 0.0) - (credit.median_ms if credit else 0.0)
 
 
 def switch_ms(db: ProfileDB, key: str) -> float:
@@ -99,7 +103,9 @@ def fit_boundaries(space: DesignSpace, db: ProfileDB, plans: Sequence[MeasuredPl
     target = measured - base
     lhs = np.vstack([features, np.sqrt(RIDGE) * np.eye(len(kinds))])
     rhs = np.concatenate([target, np.sqrt(RIDGE) * current])
-    fitted, _ = nnls(lhs, rhs)
+    lower = np.zeros(len(kinds))
+    lower[-1] = -0.5 * float(measured.min())
+    fitted = lsq_linear(lhs, rhs, bounds=(lower, np.full(len(kinds), np.inf))).x
     rms = lambda v: float(np.sqrt(np.mean((features @ v - target) ** 2)))  # noqa: E731
     return Fit(before=dict(zip(kinds, current.tolist(), strict=True)),
                after=dict(zip(kinds, fitted.tolist(), strict=True)),
@@ -108,7 +114,10 @@ def fit_boundaries(space: DesignSpace, db: ProfileDB, plans: Sequence[MeasuredPl
 
 def write_fit(db: ProfileDB, fit: Fit) -> None:
     """Store the fitted costs as `observed:` records (a later tune starts from them and refits)."""
-    for kind, ms in fit.after.items():
+    records = {k: v for k, v in fit.after.items() if k != RUN_KEY}
+    offset = fit.after.get(RUN_KEY, 0.0)
+    records[RUN_KEY], records[CREDIT_KEY] = max(offset, 0.0), max(-offset, 0.0)
+    for kind, ms in records.items():
         db.put_converter(observed_key(kind), (), 0, Timing(
             median_ms=ms, p10_ms=ms, p90_ms=ms, min_ms=ms, spread=0.0, runs=fit.plans, foreign_cores=0.0,
             disturbed=False, ci_rel=0.0))

@@ -239,8 +239,7 @@ def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spa
         entry["new_candidates"] = [c.name for c in new]
         if not new:
             entry["stop"] = "the refitted search proposes no plan that was not measured"
-            outcome.best = choose_by_measurement(outcome.cands, outcome.side, cfg.objective)
-            continue
+            break
         _measure_round(src, cfg, spaces, outcome, new, feeds, console)
     if outcome.best is not first_best:
         console.print(f"the loop changed the chosen plan to {outcome.best.name!r}: measuring it side by side with "
