@@ -49,12 +49,16 @@ def rows_of(res: dict) -> list[dict]:
     comparison = {r["variant"]: r for r in res["comparison"]}
     best_fp32 = min((r["median_ms"] for n, r in comparison.items() if n in FP32_PEERS), default=None)
     plan_name = res["search"]["chosen_candidate"]
+    configs = {c["name"]: c["accuracy"] for c in res["candidates"] if c.get("accuracy")}
     out = []
     for name, r in comparison.items():
-        if r["kind"] == "plan" and name != plan_name and name != "BLAS fp32 baseline":
+        if r["kind"] == "plan" and name not in (plan_name, "BLAS fp32 baseline") and name not in configs:
             continue
         if name == plan_name:
             acc, label = chosen_acc, f"edgetune plan ({name})"
+            mem = r["memory"].get("total_bytes")
+        elif name in configs:  # a precision configuration measured beside the plan, not chosen
+            acc, label = configs[name], f"  edgetune candidate: {name}"
             mem = r["memory"].get("total_bytes")
         elif name in peers_acc:
             acc, label = peers_acc[name], name
