@@ -104,7 +104,7 @@ def test_plan_json_round_trip_and_wrong_model(tmp_path, resnet20):
     path = plan.save(tmp_path / "plan.json")
     loaded = Plan.load(path)
     assert loaded.choices == plan.choices and loaded.graph_signature == plan.graph_signature
-    assert json.loads(path.read_text())["edgetune_plan"] == 2
+    assert json.loads(path.read_text())["edgetune_plan"] == 3
     mnist = load_graph(zoo.build_onnx("mnist_cnn"), name="mnist_cnn")
     with pytest.raises(EdgetuneError, match="made for model 'resnet20_cifar'"):
         Executor(mnist, loaded)
