@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetune.kernels.threads import set_threads
 from edgetune.measure.timing import Timing, time_callable
 from edgetune.runtime.executor import Executor, Step, compile_program, run_steps
 
@@ -41,3 +42,17 @@ def executor_overhead(ex: Executor, feeds: dict[str, np.ndarray], time_cap_s: fl
     steps = max(len(stub), 1)
     return {"steps": len(stub), "per_inference_us": t.median_ms * 1e3, "per_step_us": t.median_ms * 1e3 / steps,
             "spread": t.spread}
+
+
+def step_times(ex: Executor, feeds: dict[str, np.ndarray], time_cap_s: float = 0.05) -> list[dict[str, Any]]:
+    """Each step of `ex`'s program timed alone on the inputs it sees in a real run (median ms), in program
+    order, with what it runs: the per-step timeline of a plan (the report's), against which the sum of the
+    steps and the end-to-end time show what running them in sequence adds."""
+    out = []
+    for step, (args, _) in zip(ex.steps, ex.trace(feeds), strict=True):
+        set_threads(step.threads)
+        t = time_callable(lambda f=step.fn, a=args: f(*a), time_cap_s=time_cap_s, max_runs=200, min_runs=3,
+                          warmup=2, quiet_wait_s=0.0, min_window_s=0.0)
+        out.append({"step": step.name, "kind": step.kind, "library": step.library or "converter",
+                    "threads": step.threads, "primitive": step.primitive, "measured_ms": t.median_ms})
+    return out

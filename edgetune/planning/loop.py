@@ -24,7 +24,7 @@ from edgetune.graph.reference import default_feeds
 from edgetune.kernels.backends import generic_nodes
 from edgetune.measure.compare import compare
 from edgetune.measure.db import ProfileDB
-from edgetune.measure.overhead import executor_overhead
+from edgetune.measure.overhead import executor_overhead, step_times
 from edgetune.measure.profiler import ProfileSummary
 from edgetune.measure.timing import Timing
 from edgetune.planning.candidates import Candidate, compile_candidates, pick_candidates, to_plan, whole_graph_choice
@@ -39,6 +39,7 @@ from edgetune.planning.report_data import (
     pareto_points,
     report_notes,
     space_summary,
+    timeline_rows,
 )
 from edgetune.planning.results import (
     Latencies,
@@ -134,6 +135,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profil
     spaces, searches, outcome = close_the_loop(src, db, cfg, spaces, searches, outcome, feeds, console)
     if data is not None:
         outcome = choose_precision(src, cfg, spaces.search, outcome, data, feeds, console)
+    outcome.executor["timeline"] = step_times(outcome.best.executor, feeds)  # once, for the plan chosen
     plan_path = save_plan(graph, spaces.search, outcome, cfg, out_dir, db)
     points, notes = pareto_points(spaces.search, spaces.front, outcome.best.choice)
     result = summarize(graph, cfg, db, profile_summary, spaces.search, searches, outcome, plan_path, notes)
@@ -442,7 +444,8 @@ def report_for(graph: Graph, cfg: TuneConfig, spaces: Spaces, searches: Searches
         comparison=comparison_rows(result, outcome.best.name), verdict=result.verdict, executor=result.executor,
         profile=result.profile, profile_db=result.db, plan_path=result.plan,
         notes=report_notes(graph, spaces.info, result), loop=result.loop,
-        precision=_with_nodes(graph, outcome, result.precision))
+        precision=_with_nodes(graph, outcome, result.precision),
+        timeline=timeline_rows(graph, spaces.search, outcome.best, outcome.executor.get("timeline", [])))
 
 
 def precision_summary(graph: Graph, outcome: Outcome) -> dict[str, Any] | None:

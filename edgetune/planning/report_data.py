@@ -5,7 +5,10 @@ obtained. Each is a small function of the run's own objects, so the report shows
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgetune.graph.ir import Graph
+from edgetune.planning.candidates import Candidate
 from edgetune.planning.design_space import SpaceInfo
 from edgetune.planning.results import (
     ComparisonRow,
@@ -31,6 +34,28 @@ def layer_rows(graph: Graph, space: DesignSpace, choice: list[int]) -> list[Laye
         rows.append(LayerRow(node=node.name, op=node.op, chosen=c.key, chosen_ms=c.time_ms, options=[
             LayerOption(key=o.key, time_ms=o.time_ms, library=o.meta.get("library", ""), precision=o.precision)
             for o in opts]))
+    return rows
+
+
+def timeline_rows(graph: Graph, space: DesignSpace, best: Candidate, steps: list[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """The chosen plan's steps in program order (`measure.overhead.step_times`), each with its nodes and the
+    cost model's prediction for it: its nodes' option times (a segment measured whole: its measured time);
+    a precision configuration (a plan made outside the space) is predicted by its own whole measurement."""
+    position = {n.name: i for i, n in enumerate(graph.nodes)}
+    units = {}
+    for seg in best.executor.plan.segments or []:
+        names = sorted(seg.nodes, key=position.__getitem__)
+        units[f"{names[0]}..{names[-1]}"] = names
+    rows = []
+    for s in steps:
+        nodes = units.get(s["step"]) or ([s["step"]] if s["step"] in position else [])
+        if best.plan is not None:  # made outside the design space: its one whole measurement
+            predicted = best.predicted_ms if len(steps) == 1 else None
+        else:
+            predicted = sum(space.options[position[n]][best.choice[position[n]]].time_ms for n in nodes) if nodes \
+                else None
+        rows.append({**s, "nodes": len(nodes), "predicted_ms": predicted})
     return rows
 
 

@@ -248,3 +248,4 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds, as TuneResult.loop
     precision: dict[str, Any] | None = None  # as TuneResult.precision, with the per-node precisions and why
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # the chosen plan's steps, predicted and measured

@@ -19,7 +19,8 @@ from edgetune.planning.results import ComparisonRow, ReportData
 from edgetune.report import plots
 from edgetune.report.fmt import DASH, as_dict, as_list, count, mb, ms, num, plain, pos, ratio, sentence, text
 
-FIGURE_FILES = ("comparison.png", "layers.png", "convergence.png", "pareto.png", "space.png")
+FIGURE_FILES = ("comparison.png", "layers.png", "timeline.png", "convergence.png", "pareto.png", "space.png")
+OPTIONAL_FIGURES = ("precision.png",)  # only where the run searched precisions (tune --data)
 
 DEFAULT_METHOD = {
     "timing": "Each time is the median of repeated runs after warm-up runs, on the threads stated; runs repeat "
@@ -310,6 +311,26 @@ def _loop(data: ReportData) -> str:
     return "".join(out)
 
 
+def _timeline(data: ReportData, figs: _Figures) -> str:
+    """The chosen plan's steps: backend, threads, nodes, predicted and measured (alone) time, and the figure."""
+    out = ["<h2>Per-segment timeline of the chosen plan</h2>"]
+    steps = [s for s in as_list(data.timeline) if isinstance(s, dict)]
+    if not steps:
+        return out[0] + _na("The per-step timeline")
+    cpu = text(data.device.get("cpu", "")) if isinstance(data.device, dict) else ""
+    out.append(figs.embed(plots.timeline_figure(steps, cpu), "timeline.png", "per-step timeline",
+                          "Every step of the chosen plan (a segment compiled whole, a one-node kernel or a layout "
+                          "converter), timed alone on the inputs it sees in a real run (median), laid end to end."))
+    rows = [[text(s.get("step")), text(s.get("library")), s.get("threads"), s.get("nodes"), ms(s.get("predicted_ms")),
+             ms(s.get("measured_ms"))] for s in steps]
+    total = sum(num(s.get("measured_ms")) or 0.0 for s in steps)
+    out.append(_table(["step", "backend", "threads", "nodes", "predicted (ms)", "measured alone (ms)"], rows,
+                      numeric={2, 3, 4, 5}))
+    out.append(f'<p class="caption">Sum of the steps alone: {total:.2f} ms; the end-to-end measurement above '
+               "shows what running them in sequence adds (thread-pool hand-overs, cold caches).</p>")
+    return "".join(out)
+
+
 def _precision(data: ReportData, figs: _Figures) -> str:
     """The precision search: the data, the budget, every configuration evaluated (measured accuracy), the
     peers' accuracy on the same split, the accuracy-latency figure, and per node the precision and why."""
@@ -407,8 +428,8 @@ def render_html(data: ReportData, out_dir: Path) -> tuple[str, list[Path]]:
     method = _method(data)
     sections = [
         _header(data), _summary(data), _comparison(data, figs, method), _layers(data, figs, method),
-        _search(data, figs, method), _pareto(data, figs, method), _candidates(data, method), _loop(data),
-        _precision(data, figs), _space(data, figs),
+        _search(data, figs, method), _pareto(data, figs, method), _candidates(data, method), _timeline(data, figs),
+        _loop(data), _precision(data, figs), _space(data, figs),
         _profile(data), _notes(data), _how_to_read(method),
     ]
     title = f"edgetune report: {text(data.model)}"
@@ -426,7 +447,7 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     page, written = render_html(data, out_dir)
-    for name in FIGURE_FILES:
+    for name in (*FIGURE_FILES, *OPTIONAL_FIGURES):
         stale = out_dir / name
         if stale not in written and stale.is_file():
             stale.unlink()

@@ -256,3 +256,27 @@ def accuracy_figure(precision: dict[str, Any], cpu: str = "") -> Figure | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def timeline_figure(steps: list[dict[str, Any]], cpu: str = "") -> Figure | None:
+    """The chosen plan's steps one after another, each as long as it measured alone, coloured by backend."""
+    rows = [s for s in as_list(steps) if isinstance(s, dict) and num(s.get("measured_ms")) is not None]
+    if not rows:
+        return None
+    fig = new_figure(9, 2.6)
+    ax = fig.add_subplot()
+    libs = list(dict.fromkeys(s["library"] for s in rows))
+    colours = {lib: f"C{i % 10}" for i, lib in enumerate(libs)}
+    start = 0.0
+    for s in rows:
+        ax.barh(0, s["measured_ms"], left=start, height=0.6, color=colours[s["library"]], edgecolor="white",
+                linewidth=0.4)
+        start += s["measured_ms"]
+    for lib in libs:
+        ax.barh(0, 0, color=colours[lib], label=lib)
+    ax.set_yticks([])
+    ax.set_xlabel("time (ms): each step timed alone on its real inputs, laid end to end")
+    ax.set_title(f"Per-step timeline of the chosen plan ({len(rows)} steps)" + (f", {cpu}" if cpu else ""))
+    ax.legend(fontsize=8, ncol=min(len(libs), 5), loc="upper center", bbox_to_anchor=(0.5, -0.45))
+    fig.tight_layout()
+    return fig
