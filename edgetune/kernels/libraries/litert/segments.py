@@ -1,0 +1,23 @@
+"""A run of nodes as ONE TFLite model run by XNNPACK.
+
+Why: handed a subgraph, XNNPACK keeps NHWC between its layers, fuses (conv + bias + activation, explicit
+pad into the conv), plans one arena and pays one call. The segment's boundary is NCHW (the executor's
+contract for segments), so the model transposes its 4-D inputs and outputs itself. XNNPACK may leave an
+operator to TFLite's own kernels inside a segment; the segment is measured and verified whole either way.
+"""
+
+from __future__ import annotations
+
+from edgetune.graph.ir import Graph, Node
+from edgetune.kernels.libraries.litert.convert import convert
+from edgetune.kernels.libraries.litert.runner import model_kernel
+from edgetune.kernels.library import Segment
+from edgetune.kernels.segments import boundary
+
+
+def segment_kernel(graph: Graph, nodes: list[Node], threads: int, spin: str = "stop") -> Segment:
+    """One model computing `nodes`; returns (kernel, input values, output values). `spin` is ONNX
+    Runtime's spin mode: XNNPACK's pthreadpool has no such setting, so it is ignored."""
+    ins, outs = boundary(graph, nodes)
+    model = convert(graph, nodes, ins, outs, io_nhwc=False)
+    return model_kernel(model.content, threads, model.weight_bytes), ins, outs
