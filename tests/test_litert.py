@@ -264,11 +264,88 @@ def test_pad():
                                                              "value": 0.0}))
 
 
+@pytest.mark.parametrize("shape,attrs", [
+    ((1, 16, 9, 9), {"starts": [0, 0], "ends": [9, 9], "axes": [2, 3], "steps": [2, 2]}),  # option-A shortcut, odd
+    ((1, 16, 8, 8), {"starts": [0, 1], "ends": [8, 8], "axes": [2, 3], "steps": [2, 2]}),
+    ((1, 16, 8, 8), {"starts": [4], "ends": [12], "axes": [1], "steps": [1]}),
+    ((1, 16, 8, 8), {"starts": [1], "ends": [16], "axes": [1], "steps": [3]}),
+    ((2, 30, 7), {"starts": [3, 1], "ends": [20, 7], "axes": [1, 2], "steps": [1, 2]}),
+])
+def test_slice_with_and_without_steps(shape, attrs):
+    k = check(OP, *one_node("Slice", {"x": randn(*shape)}, attrs))
+    assert "STRIDED_SLICE" not in ops_of(k)
+
+
+@pytest.mark.parametrize("shape,axis,sizes", [((1, 10, 4, 4), 1, [3, 7]), ((1, 30, 9), -1, [4, 5]),
+                                              ((1, 6, 4, 4), 2, [2, 2])])
+def test_split_into_slices(shape, axis, sizes):
+    x = randn(*shape)
+    node = Node("n", "Split", ["x", "s"], [f"y{i}" for i in range(len(sizes))], {"axis": axis}, opset=13)
+    split = np.array(sizes, np.int64)
+    refs = run_node(node, [x, split])
+    values = {"x": Value("x", x.shape)} | {f"y{i}": Value(f"y{i}", r.shape) for i, r in enumerate(refs)}
+    g = Graph("t", [node], ["x"], list(values)[1:], values, {"s": split})
+    prim = registry.get(OP)
+    assert prim.supports(node, g) is None and verify(prim, node, g).ok
+    got = prim.prepare(node, PrepareContext(g))(to_nhwc(x))
+    for y, r in zip(got, refs, strict=True):
+        assert rel_err(from_nhwc(y), r) < 1e-6
+
+
+def resize_case(h, out, attrs, by_scales=False):
+    x = randn(1, 3, h, h)
+    consts = {"scales": np.array([1, 1, out / h, out / h], np.float32)} if by_scales else \
+        {"sizes": np.array([1, 3, out, out], np.int64)}
+    inputs = ["x", "", "scales"] if by_scales else ["x", "", "", "sizes"]
+    node = Node("n", "Resize", inputs, ["y"], attrs, opset=13)
+    ref = run_node(node, [x, None, *consts.values()] if by_scales else [x, None, None, *consts.values()])[0]
+    g = Graph("t", [node], ["x"], ["y"], {"x": Value("x", x.shape), "y": Value("y", ref.shape)}, consts)
+    return g, node, [x]
+
+
+@pytest.mark.parametrize("attrs,h,out,by_scales", [
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel"}, 8, 16, False),
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel"}, 12, 5, False),  # down
+    ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, 5, 11, False),
+    ({"mode": "linear", "coordinate_transformation_mode": "asymmetric"}, 6, 12, True),
+    ({"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}, 6, 9, False),
+    ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}, 5, 10, True),
+    ({"mode": "nearest", "coordinate_transformation_mode": "half_pixel"}, 4, 12, False),
+])
+def test_resize(attrs, h, out, by_scales):
+    k = check(OP, *resize_case(h, out, attrs, by_scales))
+    assert "RESIZE_NEAREST_NEIGHBOR" not in ops_of(k)
+
+
+@pytest.mark.parametrize("attrs,h,out,why", [
+    ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric"}, 5, 10, "rounding"),
+    ({"mode": "nearest", "coordinate_transformation_mode": "half_pixel"}, 4, 6, "non-integer"),
+    ({"mode": "cubic"}, 4, 8, "cubic"),
+])
+def test_refused_resize(attrs, h, out, why):
+    g, node, _ = resize_case(h, out, attrs)
+    assert why in registry.get(OP).supports(node, g)
+
+
+@pytest.mark.parametrize("k,stride,pads,bias,act", [(2, 2, [0, 0, 0, 0], True, None),
+                                                    (3, 2, [1, 1, 1, 1], True, Activation("Relu")),
+                                                    (4, 2, [1, 0, 2, 1], False, None),
+                                                    (3, 1, [0, 0, 0, 0], True, None)])
+def test_conv_transpose(k, stride, pads, bias, act):
+    consts = {"w": randn(6, 4, k, k) * 0.3} | ({"b": randn(4)} if bias else {})
+    attrs = {"kernel_shape": [k, k], "strides": [stride] * 2, "pads": pads, "dilations": [1, 1], "group": 1}
+    check(OP, *one_node("ConvTranspose", {"x": randn(1, 6, 5, 5)}, attrs, act, consts))
+
+
+def test_exp():
+    check(OP, *one_node("Exp", {"x": randn(1, 30, 2)}))
+
+
 # ---- what it refuses -------------------------------------------------------------------------------------
 
 def test_unsupported_nodes_are_not_candidates_and_say_why():
     prims = [p for p in registry.primitives() if p.library == "litert"]
-    assert not any(p.runs(op) for p in prims for op in ("Erf", "LayerNormalization", "Resize", "Einsum", "TopK"))
+    assert not any(p.runs(op) for p in prims for op in ("Erf", "LayerNormalization", "Gather", "Einsum", "TopK"))
     g, node, _, _ = conv_case(**CASES["3x3"])
     g.values["w"] = Value("w", g.initializers.pop("w").shape)
     assert "constant" in registry.get(CONV).supports(node, g)
@@ -346,7 +423,7 @@ def mnist():
     return load_model("mnist_cnn")
 
 
-@pytest.mark.parametrize("model", ["mnist_cnn", "ds_cnn_kws"])
+@pytest.mark.parametrize("model", ["mnist_cnn", "ds_cnn_kws", "resnet20_cifar", "unet_small"])
 def test_a_whole_small_cnn_is_one_model_fully_delegated(model):
     g = load_model(model)
     feeds = default_feeds(g, seed=1)

@@ -25,7 +25,7 @@ import tflite
 
 from edgetune.graph.ir import Activation, Graph, Node
 from edgetune.kernels.libraries.litert.flatbuffer import ModelWriter
-from edgetune.kernels.libraries.litert.rules import activation_of, same_padding, unsupported, window_geometry
+from edgetune.kernels.libraries.litert.rules import activation_of, same_padding, text, unsupported, window_geometry
 
 NHWC, ONNX = "NHWC", "ONNX"
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
@@ -172,7 +172,7 @@ class _Writer:
         """Standalone operators computing `act` on tensor `x`; returns the result tensor."""
         m, shape, p = self.model, self.model.shape(x), act.params
         out = m.tensor(shape, name)
-        simple = {"Relu": Op.RELU, "Sigmoid": Op.LOGISTIC, "HardSwish": Op.HARD_SWISH, "Tanh": Op.TANH}
+        simple = {"Relu": Op.RELU, "Sigmoid": Op.LOGISTIC, "HardSwish": Op.HARD_SWISH, "Tanh": Op.TANH, "Exp": Op.EXP}
         if act.op in simple:
             m.operator(simple[act.op], [x], [out])
         elif act.op == "Clip":
@@ -200,6 +200,17 @@ class _Writer:
             m.operator(Op.MUL, [x, sig], [out], _fused("MulOptions", Act.NONE))
         else:
             raise ConversionError(f"activation {act.op} is not converted")
+        return out
+
+    def slice(self, x: int, begin: list[int], size: list[int], name: str) -> int:
+        """SLICE of `x` (stride 1; XNNPACK takes no strided STRIDED_SLICE)."""
+        out = self.model.tensor(tuple(size), name)
+        self.model.operator(Op.SLICE, [x, self.ints(begin, f"{name}/begin"), self.ints(size, f"{name}/size")], [out])
+        return out
+
+    def reshaped(self, x: int, shape: tuple[int, ...], name: str) -> int:
+        out = self.model.tensor(shape, name)
+        self.reshape(x, out)
         return out
 
     def pad(self, x: int, pads: list[tuple[int, int]], name: str, lowest: bool = False) -> int:
@@ -415,10 +426,114 @@ def _pad(w: _Writer, node: Node) -> None:
         w.result(node, layout, lambda out, _: w.model.operator(Op.PADV2, [x, paddings, fill], [out]), fusable=False)
 
 
+def _slice(w: _Writer, node: Node) -> None:
+    """Slice as SLICE; a step s > 1 on an axis keeps the first of every s elements: the axis is cut to
+    length L * s (zero-padded at the end if the input is short of it), split into (L, s) and sliced to
+    (L, 1), all operators XNNPACK takes."""
+    g = w.graph
+    v, out_name = node.inputs[0], node.outputs[0]
+    layout = w.layout_of(v)
+    x = w.value(v, layout)
+    onnx_shape, y_shape = g.shape(v), g.shape(out_name)
+    axis_of = (lambda a: NHWC_AXIS[a]) if layout == NHWC else (lambda a: a)
+    shape = list(_tshape(onnx_shape, layout))
+    begin, size, steps = [0] * len(shape), list(shape), [1] * len(shape)
+    for start, a, st in zip(node.attr("starts"), node.attr("axes"), node.attr("steps"), strict=True):
+        t, length = axis_of(int(a)), y_shape[int(a)]
+        begin[t], steps[t] = int(start), int(st)
+        size[t] = min(length * int(st), shape[t] - int(start))
+    if begin != [0] * len(shape) or size != shape:
+        x = w.slice(x, begin, size, f"{out_name}/cut")
+    for t, st in enumerate(steps):
+        if st == 1:
+            continue
+        length = _tshape(y_shape, layout)[t]
+        if size[t] < length * st:
+            x = w.pad(x, [(0, length * st - size[t]) if i == t else (0, 0) for i in range(len(size))],
+                      f"{out_name}/{t}")
+        grouped = (*size[:t], length, st, *size[t + 1:])
+        x = w.reshaped(x, grouped, f"{out_name}/{t}/groups")
+        x = w.slice(x, [0] * len(grouped), [*grouped[:t + 1], 1, *grouped[t + 2:]], f"{out_name}/{t}/first")
+        size[t] = length
+        x = w.reshaped(x, tuple(size), f"{out_name}/{t}/strided" if t < len(steps) - 1 else out_name)
+    if x == w.held.get(v, {}).get(layout):  # nothing cut: a copy, never the input tensor itself
+        x = w.reshaped(x, tuple(size), out_name)
+    w.held[out_name] = {layout: x}
+
+
+def _split(w: _Writer, node: Node) -> None:
+    """Split as one SLICE per output (XNNPACK takes SPLIT of equal parts only, and no SPLIT_V)."""
+    g = w.graph
+    v = node.inputs[0]
+    layout = w.layout_of(v)
+    x = w.value(v, layout)
+    rank = _rank(g, v)
+    axis = int(node.attr("axis", 0)) % rank
+    t = NHWC_AXIS[axis] if layout == NHWC else axis
+    offset = 0
+    for o in node.outputs:
+        size = list(_tshape(g.shape(o), layout))
+        begin = [0] * rank
+        begin[t] = offset
+        offset += size[t]
+        w.held[o] = {layout: w.slice(x, begin, size, o)}
+
+
+def _resize(w: _Writer, node: Node) -> None:
+    """linear -> RESIZE_BILINEAR; nearest by integer factors (which `rules` admits only where it repeats each
+    element) -> a MUL by ones broadcast over new axes, then a RESHAPE: XNNPACK takes no nearest resize."""
+    g = w.graph
+    x = w.value(node.inputs[0], NHWC)
+    n, c, h, wd = g.shape(node.inputs[0])
+    oh, ow = g.shape(node.outputs[0])[2:]
+    if text(node.attr("mode", "nearest")) == "linear":
+        ctm = text(node.attr("coordinate_transformation_mode", "half_pixel"))
+        options = {"AlignCorners": ctm == "align_corners",
+                   "HalfPixelCenters": ctm in ("half_pixel", "pytorch_half_pixel")}
+        size = w.ints([oh, ow], f"{node.name}/size")
+        w.result(node, NHWC, lambda out, _: w.model.operator(Op.RESIZE_BILINEAR, [x, size], [out], (
+            "ResizeBilinearOptions", options)), fusable=False)
+        return
+    fh, fw = oh // h, ow // wd
+    spread = w.reshaped(x, (n, h, 1, wd, 1, c), f"{node.name}/spread")
+    ones = w.model.constant(np.ones((1, 1, fh, 1, fw, 1), np.float32), f"{node.name}/ones")
+    repeated = w.model.tensor((n, h, fh, wd, fw, c), f"{node.name}/repeated")
+    w.model.operator(Op.MUL, [spread, ones], [repeated], _fused("MulOptions", Act.NONE))
+    w.result(node, NHWC, lambda out, _: w.reshape(repeated, out), fusable=False)
+
+
+def _conv_transpose(w: _Writer, node: Node) -> None:
+    """ConvTranspose -> TRANSPOSE_CONV, VALID (the full output), then a SLICE dropping ONNX's pads."""
+    g = w.graph
+    x = w.value(node.inputs[0], NHWC)
+    weights = np.asarray(g.initializers[node.inputs[1]], np.float32)  # (Cin, Cout, kh, kw)
+    n, _, h, wd = g.shape(node.inputs[0])
+    co, kh, kw = weights.shape[1:]
+    bias_name = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+    bias = np.asarray(g.initializers[bias_name], np.float32) if bias_name else np.zeros(co, np.float32)
+    sh, sw = (int(s) for s in node.attr("strides") or [1, 1])
+    full = (n, (h - 1) * sh + kh, (wd - 1) * sw + kw, co)
+    pads = [int(p) for p in node.attr("pads") or [0, 0, 0, 0]]
+    y = _tshape(g.shape(node.outputs[0]), NHWC)
+    f = w.model.constant(weights.transpose(1, 2, 3, 0), f"{node.name}/filter")  # OHWI
+    b = w.model.constant(bias, f"{node.name}/bias")
+    shape = w.ints(list(full), f"{node.name}/output_shape")
+
+    def emit(out: int, code: int) -> None:
+        target = out if tuple(full) == y else w.model.tensor(full, f"{node.name}/full")
+        w.model.operator(Op.TRANSPOSE_CONV, [shape, f, x, b], [target], ("TransposeConvOptions", {
+            "Padding": tflite.Padding.VALID, "StrideW": sw, "StrideH": sh, "FusedActivationFunction": code}))
+        if target != out:
+            w.model.operator(Op.SLICE, [target, w.ints([0, pads[0], pads[1], 0], f"{node.name}/begin"),
+                                        w.ints(list(y), f"{node.name}/size")], [out])
+    w.result(node, NHWC, emit)
+
+
 _EMITTERS: dict[str, Callable[[_Writer, Node], None]] = {
+    "Slice": _slice, "Split": _split, "Resize": _resize, "ConvTranspose": _conv_transpose,
     "Conv": _conv, "Gemm": _gemm, "MatMul": _gemm, "MaxPool": _pool, "AveragePool": _pool,
     "GlobalAveragePool": _global_average_pool, "Concat": _concat, "Softmax": _softmax, "Pad": _pad,
     "Transpose": _transpose, **{op: _reshape for op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze")},
     **{op: _binary for op in _BINARY},
-    **{op: _unary for op in ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh")},
+    **{op: _unary for op in ("Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Exp")},
 }

@@ -54,7 +54,7 @@ class XnnpackNode(Primitive):
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         dyn = ctx.graph.dynamic_inputs(node)
         unique = list(dict.fromkeys(dyn))  # Mul(x, x): one model input, the kernel is called with x twice
-        model = convert(ctx.graph, [node], unique, [node.outputs[0]], io_nhwc=self.layout == "NHWC")
+        model = convert(ctx.graph, [node], unique, [o for o in node.outputs if o], io_nhwc=self.layout == "NHWC")
         kernel = model_kernel(model.content, ctx.threads, model.weight_bytes, [dyn.index(v) for v in unique],
                               len(dyn))
         left = undelegated(kernel.interpreter)

@@ -14,10 +14,11 @@ from edgetune.graph.ir import Activation, Graph, Node
 
 CONV_OPS = frozenset({"Conv"})
 GEMM_OPS = frozenset({"Gemm", "MatMul"})
-UNARY_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh"})
+UNARY_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Exp"})
 BINARY_OPS = frozenset({"Add", "Sub", "Mul", "Div"})
 SHAPE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
-OTHER_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Softmax", "Pad"}
+OTHER_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Softmax", "Pad", "Slice", "Split",
+                       "Resize", "ConvTranspose"}
                       | UNARY_OPS | BINARY_OPS | SHAPE_OPS)
 OPS = CONV_OPS | GEMM_OPS | OTHER_OPS
 ACTIVATIONS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Swish"})
@@ -53,11 +54,11 @@ def unsupported(node: Node, graph: Graph) -> str | None:
             return f"{v} is {graph.dtype(v)} (only float32 is converted)"
         if not 0 < len(shape) <= MAX_RANK:
             return f"{v} has rank {len(shape)} (1..{MAX_RANK} converted)"
-    if len([o for o in node.outputs if o]) != 1:
+    if node.op != "Split" and len([o for o in node.outputs if o]) != 1:
         return "only single-output nodes are converted"
     if node.activation is not None and node.activation.op not in ACTIVATIONS:
         return f"fused activation {node.activation.op} is not converted"
-    if node.op not in BINARY_OPS | CONV_OPS | GEMM_OPS | {"Concat"} and len(dyn) != 1:
+    if node.op not in BINARY_OPS | CONV_OPS | GEMM_OPS | {"Concat", "ConvTranspose"} and len(dyn) != 1:
         return f"{node.op} with {len(dyn)} dynamic inputs is not converted"
     check = _CHECKS.get(node.op)
     return check(node, graph) if check is not None else None
@@ -166,8 +167,63 @@ def _binary(node: Node, graph: Graph) -> str | None:
     return None
 
 
+def _slice(node: Node, graph: Graph) -> str | None:
+    if any(int(st) < 1 for st in node.attr("steps") or []):
+        return "Slice with a negative step is not converted"
+    return None
+
+
+def _split(node: Node, graph: Graph) -> str | None:
+    if not all(node.outputs):
+        return "Split with an omitted output is not converted"
+    return None
+
+
+def _resize(node: Node, graph: Graph) -> str | None:
+    x, y = graph.shape(node.inputs[0]), graph.shape(node.outputs[0])
+    if len(x) != 4 or x[:2] != y[:2]:
+        return "only spatial Resize of a 4-D tensor is converted"
+    if int(node.attr("antialias", 0)) or node.attr("axes") is not None:
+        return "Resize with antialias or axes is not converted"
+    scales = graph.initializers.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if scales is not None and scales.size and [float(f) for f in scales.reshape(-1)] != [o / i for o, i in
+                                                                                       zip(y, x, strict=True)]:
+        return "Resize scales that are not output/input sizes are not converted"
+    mode, ctm = text(node.attr("mode", "nearest")), text(node.attr("coordinate_transformation_mode", "half_pixel"))
+    if mode == "linear":
+        if ctm in ("half_pixel", "align_corners", "asymmetric") or (ctm == "pytorch_half_pixel" and min(y[2:]) > 1):
+            return None
+        return f"linear Resize with {ctm} coordinates is not converted"
+    if mode != "nearest":
+        return f"Resize mode {mode} is not converted"
+    if any(o % i for o, i in zip(y[2:], x[2:], strict=True)):
+        return "nearest Resize by a non-integer factor is not converted"
+    nearest = text(node.attr("nearest_mode", "round_prefer_floor"))
+    if ctm in ("half_pixel", "pytorch_half_pixel") or (ctm == "asymmetric" and nearest == "floor"):
+        return None  # both repeat each input element factor times
+    return f"nearest Resize with {ctm} coordinates and {nearest} rounding is not converted"
+
+
+def _conv_transpose(node: Node, graph: Graph) -> str | None:
+    if len(graph.shape(node.inputs[0])) != 4:
+        return "only 2-D ConvTranspose (4-D input) is converted"
+    if any(v not in graph.initializers for v in node.inputs[1:] if v):
+        return "weights and bias must be constant"
+    if int(node.attr("group", 1)) != 1 or any(int(d) != 1 for d in node.attr("dilations") or [1, 1]):
+        return "grouped or dilated ConvTranspose is not converted"
+    if node.attr("output_shape") is not None or any(int(p) for p in node.attr("output_padding") or []):
+        return "ConvTranspose with output_shape or output_padding is not converted"
+    return _window_attrs(node)
+
+
+def text(value: Any) -> str:
+    """A string attribute as str (the IR may hold bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 _CHECKS: dict[str, Any] = {"Conv": _conv, "Gemm": _gemm, "MatMul": _gemm, "MaxPool": _pool, "AveragePool": _pool,
-                           "Concat": _concat, "Softmax": _softmax, "Pad": _pad,
+                           "Concat": _concat, "Softmax": _softmax, "Pad": _pad, "Slice": _slice, "Split": _split,
+                           "Resize": _resize, "ConvTranspose": _conv_transpose,
                            **{op: _binary for op in BINARY_OPS}}
 
 
