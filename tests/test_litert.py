@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -30,7 +32,9 @@ pytest.importorskip("tflite", reason="tflite (the TFLite schema's builders) is n
 if "conv.xnnpack.litert" in registry.unavailable():
     pytest.skip(f"LiteRT is unusable here: {registry.unavailable()['conv.xnnpack.litert']}", allow_module_level=True)
 
-from edgetune.kernels.libraries.litert import convert as convert_module  # noqa: E402 - after the skip
+import tflite  # noqa: E402 - after the skip
+
+from edgetune.kernels.libraries.litert import convert as convert_module  # noqa: E402
 from edgetune.kernels.libraries.litert import runner  # noqa: E402
 from edgetune.kernels.libraries.litert.convert import ConversionError  # noqa: E402
 
@@ -526,9 +530,6 @@ def test_a_missing_package_makes_the_library_unavailable_with_the_reason(monkeyp
 
 
 def test_the_package_imports_no_litert_at_package_level():
-    import subprocess
-    import sys
-
     code = ("import sys, edgetune.kernels.libraries.litert as m; m.fusable_primitive; "
             "print(any(k.split('.')[0] in ('ai_edge_litert', 'tflite', 'flatbuffers') for k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -536,8 +537,6 @@ def test_the_package_imports_no_litert_at_package_level():
 
 
 def test_convert_module_writes_a_model_readable_by_the_schema():
-    import tflite
-
     g, node, x, _ = conv_case(**CASES["3x3"])
     model = convert_module.convert(g, [node], ["x"], ["y"], io_nhwc=False)
     m = tflite.Model.GetRootAs(model.content, 0)

@@ -61,7 +61,7 @@ def convert(graph: Graph, nodes: list[Node], inputs: list[str], outputs: list[st
     if len(set(model_outputs)) != len(model_outputs) or set(model_outputs) & set(model_inputs):
         raise ConversionError("an output of the model is also an input or another output")
     content = w.model.serialize(model_inputs, model_outputs, description=f"edgetune: {len(nodes)} nodes")
-    return TfliteModel(content, sum(len(b) for b in w.model.buffers))
+    return TfliteModel(content, sum(b.nbytes for b in w.model.buffers))
 
 
 def _rank(graph: Graph, v: str) -> int:
@@ -317,18 +317,20 @@ def _gemm(w: _Writer, node: Node) -> None:
     if node.op == "MatMul" and not (b_name in g.initializers and _rank(g, b_name) == 2):
         _batch_matmul(w, node)
         return
-    b = np.asarray(g.initializers[b_name], np.float64)
+    b = np.asarray(g.initializers[b_name], np.float32)
     if node.op == "Gemm":
-        weights = (b if int(node.attr("transB", 0)) else b.T) * float(node.attr("alpha", 1.0))
+        weights = b if int(node.attr("transB", 0)) else b.T
+        alpha = float(node.attr("alpha", 1.0))
+        weights = weights if alpha == 1.0 else weights * np.float32(alpha)
         c = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
-        bias = np.zeros(weights.shape[0])
+        bias = np.zeros(weights.shape[0], np.float32)
         if c is not None:
-            bias = bias + float(node.attr("beta", 1.0)) * np.asarray(g.initializers[c], np.float64).reshape(-1)
+            bias = bias + np.float32(node.attr("beta", 1.0)) * np.asarray(g.initializers[c], np.float32).reshape(-1)
     else:
-        weights, bias = b.T, np.zeros(b.shape[1])
+        weights, bias = b.T, np.zeros(b.shape[1], np.float32)
     a = w.value(a_name, ONNX)
-    f = w.model.constant(weights.astype(np.float32), f"{node.name}/weights")
-    bt = w.model.constant(bias.astype(np.float32), f"{node.name}/bias")
+    f = w.model.constant(weights, f"{node.name}/weights")
+    bt = w.model.constant(bias, f"{node.name}/bias")
     keep = _rank(g, a_name) > 2
     w.result(node, ONNX, lambda out, code: w.model.operator(Op.FULLY_CONNECTED, [a, f, bt], [out], (
         "FullyConnectedOptions", {"FusedActivationFunction": code, "KeepNumDims": keep})))

@@ -43,7 +43,7 @@ class ModelWriter:
     """Collects tensors and operators, then `serialize`s them as one TFLite model (one subgraph)."""
 
     tensors: list[_Tensor] = field(default_factory=list)
-    buffers: list[bytes] = field(default_factory=lambda: [b""])  # buffer 0 is the empty one, by convention
+    buffers: list[np.ndarray] = field(default_factory=lambda: [np.empty(0, np.uint8)])  # buffer 0: empty, by convention
     opcodes: dict[int, int] = field(default_factory=dict)  # builtin code -> index in operator_codes
     operators: list[_Operator] = field(default_factory=list)
 
@@ -57,7 +57,7 @@ class ModelWriter:
         a = np.ascontiguousarray(array)
         if a.dtype not in _TYPES:
             raise ValueError(f"constant {name}: dtype {a.dtype} is not written")
-        self.buffers.append(a.tobytes())
+        self.buffers.append(a)
         self.tensors.append(_Tensor(tuple(a.shape), a.dtype, name, buffer=len(self.buffers) - 1))
         return len(self.tensors) - 1
 
@@ -73,7 +73,7 @@ class ModelWriter:
 
     def serialize(self, inputs: list[int], outputs: list[int], description: str = "edgetune") -> bytes:
         """The model as flatbuffer bytes (children are written before their parents, as flatbuffers need)."""
-        b = flatbuffers.Builder(1024 + sum(len(d) for d in self.buffers))
+        b = flatbuffers.Builder(self._size_hint())  # no regrowth: a regrowth copies all the weights
         buffers = [self._buffer(b, data) for data in self.buffers]
         tensors = [self._tensor(b, t) for t in self.tensors]
         operators = [self._operator(b, op) for op in self.operators]
@@ -100,13 +100,18 @@ class ModelWriter:
         tflite.ModelAddDescription(b, desc)
         tflite.ModelAddBuffers(b, buffers_vec)
         b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
-        return bytes(b.Output())
+        return bytes(memoryview(b.Bytes)[b.Head():])  # one copy (Output() would make two)
+
+    def _size_hint(self) -> int:
+        """A generous bound of the serialized size: data plus alignment, and a few hundred bytes per table."""
+        data = sum(d.nbytes + _BUFFER_ALIGN + 16 for d in self.buffers)
+        return data + 512 * (len(self.tensors) + len(self.operators) + len(self.opcodes)) + 65536
 
     # ---- one table each ---------------------------------------------------------------------------
 
     @staticmethod
-    def _buffer(b: flatbuffers.Builder, data: bytes) -> int:
-        vec = _aligned_bytes(b, data) if data else None
+    def _buffer(b: flatbuffers.Builder, data: np.ndarray) -> int:
+        vec = _aligned_bytes(b, data) if data.nbytes else None
         tflite.BufferStart(b)
         if vec is not None:
             tflite.BufferAddData(b, vec)
@@ -158,11 +163,13 @@ def _ints(b: flatbuffers.Builder, values: list[int]) -> int:
     return b.CreateNumpyVector(np.asarray(values, np.int32).reshape(-1))
 
 
-def _aligned_bytes(b: flatbuffers.Builder, data: bytes) -> int:
-    """A ubyte vector whose data starts on `_BUFFER_ALIGN` bytes (CreateNumpyVector aligns to the element)."""
-    b.StartVector(1, len(data), _BUFFER_ALIGN)
-    b.head = b.head - len(data)
-    b.Bytes[b.head:b.head + len(data)] = data
+def _aligned_bytes(b: flatbuffers.Builder, data: np.ndarray) -> int:
+    """A ubyte vector of `data`'s bytes (little-endian, as every target is), starting on `_BUFFER_ALIGN` bytes
+    (CreateNumpyVector aligns to the element only), copied once into the builder."""
+    n = data.nbytes
+    b.StartVector(1, n, _BUFFER_ALIGN)
+    b.head = b.head - n
+    b.Bytes[b.head:b.head + n] = memoryview(data.reshape(-1)).cast("B")
     return b.EndVector()
 
 
