@@ -18,6 +18,7 @@ from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.graph.reference import default_feeds, run_graph, run_node
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, FP32_NHWC, PrepareContext
+from edgetune.kernels.library import SegmentVariant
 from edgetune.kernels.segments import fusable_primitive, segment_kernel
 from edgetune.kernels.verify import verify
 from edgetune.runtime.executor import Executor
@@ -466,6 +467,12 @@ def test_a_handmade_conv_bn_relu_dw_add_gap_fc_graph_matches_the_reference():
     for n in g.nodes:  # and node by node, each verified
         prim = registry.get(fusable_primitive(n, "litert"))
         assert verify(prim, n, g).ok, n.name
+
+
+def test_a_segment_variant_beyond_fp32_is_refused(mnist):
+    for variant in (SegmentVariant(precision="bf16"), SegmentVariant(rewrite=lambda m: m)):
+        with pytest.raises(ValueError, match="fp32 only"):
+            segment_kernel(mnist, mnist.nodes, 1, "stop", library="litert", variant=variant)
 
 
 def test_a_run_of_nodes_is_one_model(mnist):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.libraries.litert.rules import primitive_for
-from edgetune.kernels.library import Library, Segment, ThreadPool
+from edgetune.kernels.library import FP32_SEGMENT, Library, Segment, SegmentVariant, ThreadPool
 
 
 def warm_up(threads: int) -> None:
@@ -16,11 +16,12 @@ def warm_up(threads: int) -> None:
     warm_up_runtime(threads)
 
 
-def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str) -> Segment:
-    """One TFLite model for `nodes` (XNNPACK has no spin setting: `spin` is ignored)."""
+def compile_segment(graph: Graph, nodes: list[Node], threads: int, spin: str,
+                    variant: SegmentVariant = FP32_SEGMENT) -> Segment:
+    """One fp32 TFLite model for `nodes` (XNNPACK has no spin setting: `spin` is ignored)."""
     from edgetune.kernels.libraries.litert.segments import segment_kernel  # loads ai_edge_litert on demand
 
-    return segment_kernel(graph, nodes, threads, spin)
+    return segment_kernel(graph, nodes, threads, spin, variant)
 
 
 def fusable_primitive(node: Node) -> str | None:
