@@ -107,8 +107,13 @@ class Fleet:
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise EdgetuneError(f"--cluster {address}: cannot join the Ray cluster: "
                                     f"{' '.join(str(e).split())[:300]}") from None
-        self.boards: dict[str, Any] = {}  # node id -> board actor handle (runner.py keeps their state)
         self._coordinator: Any = None
+
+    @property
+    def boards(self) -> dict[str, Any]:
+        """This process's board actors, by node id: one per board per driver process, so that a second
+        profile in the same process reuses them instead of waiting for the slots its first one holds."""
+        return _BOARD_ACTORS
 
     # ---- what the cluster has
     def nodes(self) -> list[NodeInfo]:
@@ -176,12 +181,18 @@ class Fleet:
             self._coordinator = None
 
     def close(self) -> None:
-        """Stop this driver's board actors; leave Ray if this object joined it."""
+        """If this object joined Ray: stop the process's board actors (freeing the boards' slots) and leave.
+        A Fleet made while already connected leaves both to the one that connected."""
+        if not self._owns:
+            return
         for actor in self.boards.values():
             try:
                 self.ray.kill(actor)
             except Exception:  # noqa: BLE001 - an actor on a dead board is already gone
                 pass
         self.boards.clear()
-        if self._owns and self.ray.is_initialized():
+        if self.ray.is_initialized():
             self.ray.shutdown()
+
+
+_BOARD_ACTORS: dict[str, Any] = {}

@@ -63,8 +63,8 @@ class _Board:
 
     @property
     def where(self) -> str:
-        host = self.identity.host if self.identity else "?"
-        return f"{host} (node {self.node.node[:8]}, {self.node.address})"
+        host = f"{self.identity.host} " if self.identity else ""
+        return f"{host}(node {self.node.node[:8]}, {self.node.address})"
 
 
 @dataclass

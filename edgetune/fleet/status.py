@@ -2,7 +2,8 @@
 summaries, what each board is measuring, the queue and the throughput of the current (or last) profile.
 
 The boards come from Ray's node table (what has joined), their descriptions and work from the coordinator
-(what edgetune knows of them); a board no profile has used yet is listed with its kind and "idle".
+(what edgetune knows of them); a board no profile has used yet is listed with its kind and "idle", one that
+left the cluster as "dead".
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def status(fleet: Fleet) -> dict[str, Any]:
         if not n.alive:
             b.update(state="dead", measuring="")
         boards.append(b)
+    listed = {b["node"] for b in boards}
+    for node, b in known.items():  # boards Ray no longer lists (removed, or its table forgot them)
+        if node not in listed:
+            boards.append({**b, "address": "", "alive": False, "head": False, "state": "dead", "measuring": ""})
     kinds: dict[str, dict[str, Any]] = {}
     for b in boards:
         k = kinds.setdefault(b["kind"], {"kind": b["kind"], "summary": "", "boards": 0, "alive": 0})
