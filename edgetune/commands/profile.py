@@ -11,7 +11,7 @@ from rich.table import Table
 from edgetune.commands import checks
 from edgetune.device.cpu import fingerprint_id, usable_cores
 from edgetune.errors import EdgetuneError
-from edgetune.fleet.cluster import Fleet
+from edgetune.fleet.cluster import Fleet, check_address, resolve_address
 from edgetune.fleet.runner import FleetRunner
 from edgetune.measure.db import ProfileDB
 from edgetune.measure.profiler import DEFAULT_KERNEL_TIMEOUT_S, DEFAULT_TIME_CAP_S, Profiler
@@ -65,6 +65,8 @@ def check_db_arguments(args: argparse.Namespace) -> None:
     thread_counts(args.threads, getattr(args, "console", None))
     if getattr(args, "device_kind", None) and not getattr(args, "cluster", None):
         raise EdgetuneError("--device-kind needs --cluster (it chooses among the cluster's boards)")
+    if getattr(args, "cluster", None):
+        check_address(resolve_address(args.cluster))  # before the model loads: a wrong address fails at once
 
 
 def fleet_runner(args: argparse.Namespace, this_kind_only: bool = False) -> FleetRunner | None:
