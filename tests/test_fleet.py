@@ -157,6 +157,12 @@ def test_a_rerun_through_the_cli_is_all_cached_and_status_reports_it(fleet, caps
     assert code == 0, printed.err
     out = json.loads(printed.out)
     assert out["new_measurements"] == 0 and out["cluster"]["kind"] == HERE
+    # tune compares plans on this machine, so it refuses to profile another kind's boards, before any work
+    assert main(["tune", str(fleet.model), "--cluster", fleet.lc.address, "--device-kind", kind_id(FOREIGN),
+                 "--db", str(fleet.tmp / "tune.sqlite"), "--out", str(fleet.tmp / "tune")]) != 0
+    err = capsys.readouterr().err
+    assert "tune measures its candidate plans end to end on this machine" in err and len(err.splitlines()) == 1
+    assert not (fleet.tmp / "tune.sqlite").exists()
     assert main(["fleet", "status", "--cluster", fleet.lc.address, "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
     assert st["profile"]["phase"] == "done" and st["queue"]["waiting"] == 0

@@ -146,6 +146,18 @@ class FleetRunner:
             self._wait_once(deque())
         return self
 
+    def ready(self, count: int, timeout_s: float = BOARD_START_TIMEOUT_S) -> int:
+        """Wait until `count` boards hold the current model and are idle (or `timeout_s`); how many are."""
+        deadline = time.monotonic() + timeout_s
+
+        def loaded() -> int:
+            token = self._model[0] if self._model else None
+            return sum(b.state == "idle" and b.token == token for b in self.boards.values())
+
+        while loaded() < count and self._pending and time.monotonic() < deadline:
+            self._wait_once(deque())
+        return loaded()
+
     def _rescan(self, force: bool = False) -> None:
         """Start an actor on each board of the kind this profile does not know yet."""
         if not force and time.monotonic() - self._rescanned < RESCAN_S:
