@@ -167,3 +167,4 @@ def test_a_rerun_through_the_cli_is_all_cached_and_status_reports_it(fleet, caps
     st = json.loads(capsys.readouterr().out)
     assert st["profile"]["phase"] == "done" and st["queue"]["waiting"] == 0
     assert len(st["boards"]) == 5 and [b["state"] for b in st["boards"] if not b["alive"]] == ["dead"]
+    assert [b["node"] for b in st["boards"] if b["head"]] == [fleet.head]

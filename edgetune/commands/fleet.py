@@ -69,11 +69,13 @@ def _render_status(r: dict[str, Any], console: Any) -> None:
     for col in ("board", "host", "kind", "state", "measuring", "done", "disturbed"):
         t.add_column(col, justify="right" if col in ("done", "disturbed") else "left")
     for b in r["boards"]:
-        state = b["state"] + (f" ({b['reason'][:60]})" if b.get("reason") and b["state"] in ("refused", "lost")
-                              else "")
-        host = (b["host"] or b["address"]) + (" [head]" if b.get("head") else "")
-        t.add_row(b["node"][:8], host, b["kind"], state, b["measuring"] or "-", str(b["done"]), str(b["disturbed"]))
+        host = (b["host"] or b["address"] or "?") + (" (head)" if b.get("head") else "")
+        t.add_row(b["node"][:8], host, b["kind"], b["state"], b["measuring"] or "-", str(b["done"]),
+                  str(b["disturbed"]))
     console.print(t)
+    for b in r["boards"]:
+        if b.get("reason") and b["state"] in ("refused", "lost", "dead"):
+            console.print(f"  {b['node'][:8]}: {b['reason']}", soft_wrap=True)
     k = Table(title="kinds (CPU fingerprint id: summary)")
     for col in ("kind", "CPU", "boards alive"):
         k.add_column(col)

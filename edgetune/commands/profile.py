@@ -155,7 +155,7 @@ def render(result: dict[str, Any], console: Any) -> None:
         c = result["cluster"]
         t.add_row("measured on the cluster", f"{c['address']}, kind {c['kind']}")
         for board, n in c["results_by_board"].items():
-            t.add_row(f"  results from board {board}", str(n))
+            t.add_row(f"  work items done by board {board}", str(n))
     console.print(t)
     if result["new_measurements"] == 0:
         console.print("nothing new to measure: every measurement came from the database")
