@@ -11,7 +11,7 @@ Two kinds of row, labelled as such:
   16 boards; the target is 16 boards >= 12x one board.
 
 Usage: .venv/bin/python bench/fleet.py [--boards 1,2,4,8,16] [--tasks-per-board 12] [--sleep S]
-[--model ZOO_NAME_OR_ONNX] [--time-cap 0.05] [--no-isolate]. Starts and stops its own cluster (minutes: one
+[--model ZOO_NAME_OR_ONNX] [--time-cap 0.05] [--no-isolate] [--no-real]. Starts and stops its own cluster (minutes: one
 Ray node per board); prints a table and writes bench/out/fleet.json.
 """
 
@@ -117,7 +117,10 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--model", default=None, help="zoo name or .onnx for the real rows (default: a 3-node chain)")
     ap.add_argument("--time-cap", type=float, default=0.05)
     ap.add_argument("--no-isolate", action="store_true", help="real rows: measure in the board actor itself")
+    ap.add_argument("--no-real", action="store_true", help="simulated rows only (needs --sleep)")
     args = ap.parse_args(argv)
+    if args.no_real and args.sleep is None:
+        ap.error("--no-real needs --sleep (the calibration comes from the real 1-board profile)")
     counts = sorted({int(x) for x in args.boards.split(",")})
     console = Console(stderr=True)
     graph = load_model(args.model) if args.model else small_graph()
@@ -134,7 +137,7 @@ def main(argv: list[str]) -> None:
                     lc.add_board(SimulatedBoard())
                     have += 1
                 console.print(f"[dim]{n} board(s) up after {time.perf_counter() - t_start:.0f} s[/dim]")
-                if n <= 2:
+                if n <= 2 and not args.no_real:
                     rows.append(real_row(fleet, graph, n, tmp, args.time_cap, not args.no_isolate))
                     console.print(f"  real: {rows[-1]['per_second']:.2f} measurements/s")
                     if sleep_s is None:  # calibrated: what one real measurement took on one board
@@ -143,7 +146,7 @@ def main(argv: list[str]) -> None:
                 console.print(f"  simulated: {rows[-1]['per_second']:.2f} measurements/s")
         finally:
             fleet.close()
-    base = {r["kind"]: r["per_second"] for r in rows if r["boards"] == 1}
+    base = {r["kind"]: r["per_second"] for r in rows if r["boards"] == min(counts)}
     for r in rows:
         r["speedup_vs_1_board"] = r["per_second"] / base[r["kind"]]
     t = Table(title="edgetune fleet: profiling throughput against boards (simulated boards = Ray nodes on 127.0.0.1)")
@@ -158,7 +161,7 @@ def main(argv: list[str]) -> None:
     print(f"simulated: {top['boards']} boards reach {top['speedup_vs_1_board']:.1f}x one board "
           f"(target for 16: >= 12x). Real rows: measured on this machine, every board sharing its "
           f"{os.cpu_count()} cores with the others and the head (timings disturbed: "
-          f"{sum(r['disturbed'] for r in rows if r['kind'] == 'real')}).")
+          f"{sum(r['disturbed'] for r in rows if r['kind'] == 'real')})." if not args.no_real else "")
     print(f"machine: {summary_line()}")
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)

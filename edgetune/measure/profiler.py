@@ -157,7 +157,8 @@ def rejection_key(task: MeasurementTask) -> str:
 
 class Profiler:
     """Fills a ProfileDB for one graph: `run()` verifies and times every node's candidates, then runs the
-    `tasks()` (converters, fusion pairs, switches, dispatch) the DB lacks."""
+    `tasks()` (converters, fusion pairs, switches, dispatch) the DB lacks. Where that work runs is the
+    `runner`'s choice (default `LocalRunner`: here, in order; edgetune.fleet: on a Ray cluster's boards)."""
 
     _best_ms: float = float("inf")
 
