@@ -150,7 +150,7 @@ def main(argv: list[str]) -> None:
     for r in rows:
         r["speedup_vs_1_board"] = r["per_second"] / base[r["kind"]]
     t = Table(title="edgetune fleet: profiling throughput against boards (simulated boards = Ray nodes on 127.0.0.1)")
-    for col in ("boards", "measurement", "what", "measurements", "seconds", "measurements/s", "x fewest boards"):
+    for col in ("boards", "measurement", "what", "measurements", "seconds", "measurements/s", f"x {min(counts)} board"):
         t.add_column(col, justify="left" if col in ("measurement", "what") else "right")
     for r in rows:
         t.add_row(str(r["boards"]), r["kind"], r["what"], str(r["measurements"]), f"{r['seconds']:.1f}",
