@@ -67,6 +67,7 @@ def test_a_board_is_refused_in_one_line_naming_it_and_the_versions():
     why = refusal(other_core, kind_id(A76), head, ok.versions, "pi-3 (node 3)")
     assert why and "NEOVERSEN1 (other boards ARMV8)" in why and "\n" not in why
     assert version_mismatch({"a": "1"}, {"a": "1", "b": "2"}) == "b missing (head 2)"
+    assert version_mismatch({"torch": "2.13.0"}, {"torch": "2.13.0+cpu"}) is None  # aarch64 vs x86 wheels
 
 
 def test_the_coordinator_tracks_boards_queue_and_throughput():

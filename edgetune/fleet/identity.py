@@ -3,8 +3,9 @@ rule that decides whether its measurements may be merged.
 
 Why the versions rule: the ProfileDB keys rows by (fingerprint id, versions id), and a plan is only valid
 with the libraries that were timed. A board must run the head's library versions; only `blas_core` (the
-kernel family numpy's BLAS picked for that CPU, e.g. "Haswell" or "ARMV8") may differ, since it follows the
-CPU. Boards of one kind must agree on everything, or their rows would land under two versions ids.
+kernel family numpy's BLAS picked for that CPU, e.g. "Haswell" or "ARMV8") and local version labels (torch's
+"+cpu" on x86 wheels) may differ, since they follow the CPU. Boards of one kind must agree on everything, or
+their rows would land under two versions ids.
 
 Simulated boards (tests, bench/fleet.py, a rehearsal on one machine) report another fingerprint or library
 versions through the environment of their Ray node: EDGETUNE_FLEET_FINGERPRINT (a JSON fingerprint used
@@ -112,12 +113,17 @@ def local_identity() -> BoardIdentity:
                          versions=versions, simulated=fp is not None or extra is not None)
 
 
+def _release(version: str) -> str:
+    """A version without its local label: x86 wheels of torch say "2.13.0+cpu", aarch64 ones "2.13.0"."""
+    return version.split("+", 1)[0]
+
+
 def version_mismatch(board: dict[str, str], reference: dict[str, str]) -> str | None:
     """Why a board's library versions cannot be merged with the reference's ("numpy 2.3.0 (head 2.4.6),
-    ..."), or None when they agree (per-CPU entries such as blas_core aside)."""
+    ..."), or None when they agree (per-CPU entries such as blas_core and local labels such as +cpu aside)."""
     keys = sorted((set(board) | set(reference)) - set(PER_CPU_VERSIONS))
     diffs = [f"{k} {board.get(k) or 'missing'} (head {reference.get(k) or 'missing'})" for k in keys
-             if board.get(k, "") != reference.get(k, "")]
+             if _release(board.get(k, "")) != _release(reference.get(k, ""))]
     return ", ".join(diffs) or None
 
 
