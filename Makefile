@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LOCK := requirements.lock
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 STAMP := $(VENV)/.installed
-EXTRAS := dev,fuzz,litert
+EXTRAS := dev,fuzz,litert,fleet
 
 .PHONY: run test lint lock clean
 

@@ -32,6 +32,7 @@ COMMANDS = {
     "tune": "profile, search and measure the best plan; writes plan.json and report.html",
     "bench": "side-by-side latency and memory of baselines, peers and a plan",
     "device": "the CPU fingerprint (model, ISA features, cores, caches) every measurement is keyed by",
+    "fleet": "boards of a Ray cluster to profile on: join one, or show their status",
 }
 # Commands whose output holds measurements: their JSON carries the device, their tables end with it.
 MEASURING = frozenset({"run", "profile", "tune", "bench", "primitives"})

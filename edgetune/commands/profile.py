@@ -9,8 +9,10 @@ from typing import Any
 from rich.table import Table
 
 from edgetune.commands import checks
-from edgetune.device.cpu import usable_cores
+from edgetune.device.cpu import fingerprint_id, usable_cores
 from edgetune.errors import EdgetuneError
+from edgetune.fleet.cluster import Fleet, check_address, resolve_address
+from edgetune.fleet.runner import FleetRunner
 from edgetune.measure.db import ProfileDB
 from edgetune.measure.profiler import DEFAULT_KERNEL_TIMEOUT_S, DEFAULT_TIME_CAP_S, Profiler
 from edgetune.report.progress import progress_bar
@@ -32,6 +34,12 @@ def add_db_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-timeout", type=float, default=None,
                    help="seconds one candidate's prepare, verification and timing may take before it is "
                         "excluded as hung (default 60)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="measure on the boards of the Ray cluster whose head is at ADDRESS (HOST:PORT), merged "
+                        "into this machine's --db (needs pip install 'edgetune[fleet]')")
+    p.add_argument("--device-kind", metavar="KIND",
+                   help="with --cluster: the boards' kind, a fingerprint id or its prefix (`edgetune fleet status` "
+                        "lists them; default: this machine's kind if boards of it joined, else the only kind)")
 
 
 def thread_counts(spec: str | None, console: Any = None) -> list[int]:
@@ -55,16 +63,53 @@ def check_db_arguments(args: argparse.Namespace) -> None:
     checks.positive(args.time_cap, "--time-cap")
     checks.positive(args.kernel_timeout, "--kernel-timeout")
     thread_counts(args.threads, getattr(args, "console", None))
+    if getattr(args, "device_kind", None) and not getattr(args, "cluster", None):
+        raise EdgetuneError("--device-kind needs --cluster (it chooses among the cluster's boards)")
+    if getattr(args, "cluster", None):
+        check_address(resolve_address(args.cluster))  # before the model loads: a wrong address fails at once
 
 
-def run_profile(graph: Any, args: argparse.Namespace) -> tuple[Any, Any]:
+def fleet_runner(args: argparse.Namespace, this_kind_only: bool = False) -> FleetRunner | None:
+    """With --cluster: the runner over the chosen kind's boards, started (None without --cluster).
+    `this_kind_only`: the caller measures on this machine afterwards (tune), so the kind must be its own."""
+    if not getattr(args, "cluster", None):
+        return None
+    fleet = Fleet(args.cluster)
+    try:
+        runner = FleetRunner(fleet, args.device_kind, warn=lambda m: checks.warn(args.console, m))
+        here = fingerprint_id()
+        if this_kind_only and runner.kind != here:
+            raise EdgetuneError(f"--cluster: tune measures its candidate plans end to end on this machine (kind "
+                                f"{here}), so it profiles only boards of that kind, not {runner.kind}; for those "
+                                f"run `edgetune profile --cluster {args.cluster} --device-kind {runner.kind}`, "
+                                "then `edgetune tune` on one of them with that --db")
+        return runner.start()
+    except BaseException:
+        fleet.close()
+        raise
+
+
+def run_profile(graph: Any, args: argparse.Namespace, this_kind_only: bool = False) -> tuple[Any, Any]:
     """Open the DB and profile `graph` with a progress bar; returns (db, summary). The flags must have
     passed `check_db_arguments` first."""
 
-    db = ProfileDB(args.db)
+    runner = fleet_runner(args, this_kind_only)
+    try:
+        return _profile(graph, args, runner)
+    finally:
+        if runner is not None:  # who measured what, for the result (the boards' CPU is the device)
+            args.cluster_report = {"cluster": runner.summary(), "device": runner.device()}
+            runner.close()
+            runner.fleet.close()
+
+
+def _profile(graph: Any, args: argparse.Namespace, runner: FleetRunner | None) -> tuple[Any, Any]:
+    """The profile itself: here, or on the boards of `runner` (the DB keyed by their kind and versions)."""
+    db = ProfileDB(args.db, runner.device_id, runner.versions_id) if runner else ProfileDB(args.db)
     time_cap = DEFAULT_TIME_CAP_S if args.time_cap is None else args.time_cap
     timeout = DEFAULT_KERNEL_TIMEOUT_S if args.kernel_timeout is None else args.kernel_timeout
-    prof = Profiler(graph, db, thread_counts(args.threads), time_cap_s=time_cap, kernel_timeout_s=timeout)
+    threads = runner.thread_counts() if runner and not args.threads else thread_counts(args.threads)
+    prof = Profiler(graph, db, threads, time_cap_s=time_cap, kernel_timeout_s=timeout, runner=runner)
     bars: list[Any] = []
 
     def progress(description: str, total: int) -> Any:
@@ -87,10 +132,11 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     check_db_arguments(args)
     graph = load_model_args(args)
     db, s = run_profile(graph, args)
-    return {"model": graph.name, "new_measurements": s.new_measurements, "cached": s.cached,
-            "db": str(db.path), "verified": s.verified, "excluded": s.excluded, "disturbed": s.disturbed,
-            "pruned": s.pruned,
-            "seconds": s.seconds, "db_rows": db.count()}
+    out = {"model": graph.name, "new_measurements": s.new_measurements, "cached": s.cached,
+           "db": str(db.path), "verified": s.verified, "excluded": s.excluded, "disturbed": s.disturbed,
+           "pruned": s.pruned,
+           "seconds": s.seconds, "db_rows": db.count()}
+    return {**out, **getattr(args, "cluster_report", {})}
 
 
 def render(result: dict[str, Any], console: Any) -> None:
@@ -105,6 +151,11 @@ def render(result: dict[str, Any], console: Any) -> None:
     t.add_row("not timed at fewer threads (>3x the node's best)", str(result["pruned"]))
     t.add_row("time", f"{result['seconds']:.1f} s")
     t.add_row("database", result["db"])
+    if "cluster" in result:
+        c = result["cluster"]
+        t.add_row("measured on the cluster", f"{c['address']}, kind {c['kind']}")
+        for board, n in c["results_by_board"].items():
+            t.add_row(f"  work items done by board {board}", str(n))
     console.print(t)
     if result["new_measurements"] == 0:
         console.print("nothing new to measure: every measurement came from the database")

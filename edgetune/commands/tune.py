@@ -84,7 +84,7 @@ def execute(args: argparse.Namespace) -> dict[str, Any]:
     src = open_model_args(args)
     out = checks.output_dir(args.out or default_out_dir(src.graph.name), "--out")
     data = precision_data(args, src, args.console)  # bad data fails before minutes of profiling
-    db, summary = run_profile(src.graph, args)
+    db, summary = run_profile(src.graph, args, this_kind_only=True)  # --cluster: this machine's kind only
     if summary.new_measurements == 0:
         args.console.print("profile: nothing new to measure, every cost came from the database")
     result, report = tune(src, cfg, out, db, summary, args.console, data)

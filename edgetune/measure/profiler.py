@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from edgetune.measure.tasks import (
     segment_task,
     switch_task,
 )
+from edgetune.measure.timing import Timing
 
 # Timing budget per measurement: enough runs for a stable median of sub-millisecond kernels, short
 # enough that a whole model profiles in minutes on a 2-core machine.
@@ -79,16 +80,51 @@ def run_tasks(tasks: Sequence[MeasurementTask], ctx: TaskContext, db: ProfileDB,
     stops the loop with every earlier result already in the DB (a rerun measures only what is missing)."""
     for task in tasks:
         try:
-            timing = perform(task, ctx)
+            outcome: Timing | SegmentRejected = perform(task, ctx)
         except SegmentRejected as e:  # excluded with its reason, remembered so that a rerun does not retry
-            db.put_verification(task.key, rejection_key(task), False, None, str(e))
-            s.excluded[f"segment {task.description}"] = str(e)
-        else:
-            db.put_converter(task.key, task.shape, task.threads, timing)
-            s.disturbed += int(timing.disturbed)
-        s.new_measurements += 1
+            outcome = e
+        record_task(task, outcome, db, s)
         if advance:
             advance(task.description)
+
+
+def record_task(task: MeasurementTask, outcome: Timing | SegmentRejected, db: ProfileDB, s: ProfileSummary) -> None:
+    """Store one task's outcome (its timing, or the segment's exclusion with its reason) and count it in `s`:
+    the one place a task's result becomes a DB row, wherever the task was performed."""
+    if isinstance(outcome, SegmentRejected):
+        db.put_verification(task.key, rejection_key(task), False, None, str(outcome))
+        s.excluded[f"segment {task.description}"] = str(outcome)
+    else:
+        db.put_converter(task.key, task.shape, task.threads, outcome)
+        s.disturbed += int(outcome.disturbed)
+    s.new_measurements += 1
+
+
+class TaskRunner(Protocol):
+    """Who performs a profile's measurements. The profiler decides what to measure and owns the DB; a runner
+    only chooses where and in which order the work runs (`LocalRunner`: here, in order; edgetune.fleet's:
+    on the boards of a Ray cluster) and must leave the DB holding exactly the rows a local run would."""
+
+    def profile_nodes(self, profiler: Profiler, nodes: Sequence[Node], s: ProfileSummary,
+                      advance: Callable[[str], Any] | None) -> None:
+        """Every node's candidates verified and timed (`Profiler.profile_node` semantics), counted in `s`."""
+
+    def run_tasks(self, tasks: Sequence[MeasurementTask], ctx: TaskContext, db: ProfileDB, s: ProfileSummary,
+                  advance: Callable[[str], Any] | None) -> None:
+        """Every task performed and stored (`record_task`), counted in `s`."""
+
+
+class LocalRunner:
+    """This process, one measurement at a time, in the profiler's order (the default)."""
+
+    def profile_nodes(self, profiler: Profiler, nodes: Sequence[Node], s: ProfileSummary,
+                      advance: Callable[[str], Any] | None) -> None:
+        for node in nodes:
+            profiler.profile_node(node, s, advance)
+
+    def run_tasks(self, tasks: Sequence[MeasurementTask], ctx: TaskContext, db: ProfileDB, s: ProfileSummary,
+                  advance: Callable[[str], Any] | None) -> None:
+        run_tasks(tasks, ctx, db, s, advance)
 
 
 def keyed_segment_candidates(graph: Graph, db: ProfileDB, threads: Sequence[int],
@@ -121,13 +157,15 @@ def rejection_key(task: MeasurementTask) -> str:
 
 class Profiler:
     """Fills a ProfileDB for one graph: `run()` verifies and times every node's candidates, then runs the
-    `tasks()` (converters, fusion pairs, switches, dispatch) the DB lacks."""
+    `tasks()` (converters, fusion pairs, switches, dispatch) the DB lacks. Where that work runs is the
+    `runner`'s choice (default `LocalRunner`: here, in order; edgetune.fleet: on a Ray cluster's boards)."""
 
     _best_ms: float = float("inf")
 
     def __init__(self, graph: Graph, db: ProfileDB, threads: Sequence[int], *,
                  samples: dict[str, np.ndarray] | None = None, time_cap_s: float = DEFAULT_TIME_CAP_S,
-                 kernel_timeout_s: float = DEFAULT_KERNEL_TIMEOUT_S, isolate: bool = True) -> None:
+                 kernel_timeout_s: float = DEFAULT_KERNEL_TIMEOUT_S, isolate: bool = True,
+                 runner: TaskRunner | None = None) -> None:
         if not threads or min(threads) < 1:
             raise EdgetuneError(f"profiler: thread counts must be >= 1, got {list(threads)}")
         if not (np.isfinite(time_cap_s) and time_cap_s > 0):
@@ -135,6 +173,7 @@ class Profiler:
         if not (np.isfinite(kernel_timeout_s) and kernel_timeout_s > 0):
             raise EdgetuneError(f"profiler: kernel timeout must be > 0 s, got {kernel_timeout_s}")
         self.kernel_timeout_s, self.isolate = kernel_timeout_s, isolate
+        self.runner: TaskRunner = runner or LocalRunner()
         self._measurer: Any = None
         self.graph, self.db, self.threads = graph, db, sorted(set(threads))
         self.ctx = TaskContext(graph, time_cap_s, samples)
@@ -254,23 +293,22 @@ class Profiler:
         todo = self._missing(planned)
         s.cached += len(planned) - len(todo)
         advance = progress("measuring converters, fusion and segments", len(todo)) if progress and todo else None
-        run_tasks(todo, self.ctx, self.db, s, advance)
+        self.runner.run_tasks(todo, self.ctx, self.db, s, advance)
         s.seconds = time.perf_counter() - t0
         return s
 
     def profile_nodes(self, s: ProfileSummary, progress: Callable[[str, int], Any] | None = None) -> None:
         """The node phase, counted in `s`: every distinct node's candidates verified and timed (see
-        `_profile_node`), then the measurement worker stopped. The tasks depend on its verifications."""
+        `profile_node`) by the runner, then the measurement worker stopped. The tasks depend on its verifications."""
         nodes = self.distinct_nodes()
         work = sum(len(candidate_primitives(n, self.graph)) for n in nodes) * len(self.threads)
         advance = progress("verifying and timing primitives", work) if progress and work else None
         try:
-            for node in nodes:
-                self._profile_node(node, s, advance)
+            self.runner.profile_nodes(self, nodes, s, advance)
         finally:
             self.close()
 
-    def _profile_node(self, node: Node, s: ProfileSummary, advance: Callable[[str], Any] | None) -> None:
+    def profile_node(self, node: Node, s: ProfileSummary, advance: Callable[[str], Any] | None = None) -> None:
         """Verify each candidate (cached in the DB), time it at the largest thread count, then at the other
         thread counts only where it is within PRUNE_FACTOR of the node's best (the rest cannot win)."""
         ok = self._verify_and_time_at_max(node, s, advance)
