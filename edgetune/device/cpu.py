@@ -38,7 +38,8 @@ ARM_ARCHES = ("aarch64", "arm64")
 # comparable (2: ONNX Runtime sessions spin during a run and stop after it, instead of never spinning;
 # 3: numpy/numba scratch comes from a shared workspace, which a kernel's measured resident bytes exclude).
 MEASUREMENT_PROTOCOL = "3"
-VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "torch", "onnxruntime", "onnx", "numba", "threadpoolctl", "openvino")
+VERSIONED_DISTRIBUTIONS = ("numpy", "scipy", "torch", "onnxruntime", "onnx", "numba", "threadpoolctl", "openvino",
+                           "ai-edge-litert")
 
 
 def _short_hash(obj: Any) -> str:
