@@ -10,7 +10,7 @@ import re
 import pytest
 
 from edgetune.report.browser import BROWSERS, check_page, find_browser
-from edgetune.report.html import write_report
+from edgetune.report.html import FIGURE_FILES, write_report
 from tests.test_report import PNG_MAGIC, full_data
 
 pytestmark = pytest.mark.skipif(find_browser() is None, reason="no Chromium-family browser installed (looked for "
@@ -25,7 +25,7 @@ def test_report_in_headless_chromium(tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     check = check_page(html, run / "screenshot.png")
     assert check.errors == []
-    assert len(check.images) == 5 and all(ok for _, ok in check.images), check.images
+    assert len(check.images) == len(FIGURE_FILES) and all(ok for _, ok in check.images), check.images
     assert check.tables >= 6
     assert {"Summary", "End-to-end comparison", "Search", "Latency–memory trade-off"} <= set(check.headings)
     assert check.requests and all(u.startswith(("file://", "data:")) for u in check.requests), check.requests
