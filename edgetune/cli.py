@@ -9,6 +9,7 @@ This module only parses, dispatches, prints (`--json`: one JSON object on stdout
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -87,11 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         # With --json, stdout carries only the JSON object; progress and tables go to stderr.
         console = err if args.json else Console(highlight=False, width=None if sys.stdout.isatty() else 160)
         args.console = console
-        result = module.execute(args)
-        if args.command in MEASURING and isinstance(result, dict):
-            result.setdefault("device", describe())
+        out = sys.stdout
+        # --json: whatever a library prints while the command runs (Ray's forwarded cluster messages, from its
+        # own threads) goes to stderr, so that stdout holds the one JSON object and nothing else
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            result = module.execute(args)
+            if args.command in MEASURING and isinstance(result, dict):
+                result.setdefault("device", describe())
         if args.json:
-            sys.stdout.write(json.dumps(_jsonable(result), default=str) + "\n")
+            out.write(json.dumps(_jsonable(result), default=str) + "\n")
         else:
             module.render(result, console)
             if args.command in MEASURING:

@@ -116,3 +116,25 @@ def test_bad_inputs_give_one_line_errors(capsys, tmp_path):
 def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "edgetune", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("edgetune ")
+
+
+def test_json_stdout_holds_only_the_object_whatever_a_library_prints(capsys, monkeypatch):
+    """A library that prints to stdout while a command runs (Ray forwards cluster messages from its own
+    threads) must not break `--json`: what it prints goes to stderr."""
+    import threading
+
+    from edgetune.commands import device as device_cmd
+
+    real = device_cmd.execute
+
+    def noisy(args):
+        print("(raylet) a message from a library")
+        t = threading.Thread(target=print, args=("(raylet) and one from its thread",))
+        t.start()
+        t.join()
+        return real(args)
+
+    monkeypatch.setattr(device_cmd, "execute", noisy)
+    assert main(["device", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["device"]["cpu"] and "(raylet) a message" in out.err and "from its thread" in out.err
