@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from edgetune import zoo
 from edgetune.data import open_dataset
 from edgetune.data.arguments import preprocessing_from_args
 from edgetune.data.preprocess import Preprocessing
@@ -26,7 +25,12 @@ def model_preprocessing(src: ModelSource, args: argparse.Namespace) -> Preproces
     """A zoo model's own preprocessing, else a default for the input's shape; flags override either."""
     graph = src.graph
     shape = tuple(int(d) for d in graph.shape(graph.inputs[0]))
-    base = zoo.preprocessing(src.zoo_name) if src.zoo_name else Preprocessing.for_input(shape)
+    if src.zoo_name:
+        from edgetune import zoo  # torch for the zoo, loaded only for a zoo model (edgetune runs without torch)
+
+        base = zoo.preprocessing(src.zoo_name)
+    else:
+        base = Preprocessing.for_input(shape)
     p = preprocessing_from_args(args, base)
     p.check_input(shape)
     return p
