@@ -138,3 +138,23 @@ def test_json_stdout_holds_only_the_object_whatever_a_library_prints(capsys, mon
     assert main(["device", "--json"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["device"]["cpu"] and "(raylet) a message" in out.err and "from its thread" in out.err
+
+
+def test_the_cli_starts_without_torch():
+    """torch is optional (it cannot run on ARMv8.0 boards): with it unimportable, every command module still
+    loads and `device` runs; a zoo model then is a one-line error, not a crash."""
+    blocker = (
+        "import sys, importlib.abc\n"
+        "class B(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(\"No module named 'torch'\")\n"
+        "sys.meta_path.insert(0, B())\n"
+        "from edgetune.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    ok = subprocess.run([sys.executable, "-c", blocker, "device", "--json"], capture_output=True, text=True,
+                        timeout=120)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["device"], ok.stderr
+    zoo = subprocess.run([sys.executable, "-c", blocker, "inspect", "mnist_cnn"], capture_output=True, text=True,
+                         timeout=120)
+    assert zoo.returncode == 2 and "needs torch" in zoo.stderr and len(zoo.stderr.strip().splitlines()) == 1
