@@ -303,8 +303,7 @@ def _confirm(src: ModelSource, cfg: TuneConfig, outcome: Outcome, feeds: dict[st
     candidates keep their rows from the runs that measured them."""
     best = outcome.best
     side = measure_side_by_side(src, [best], cfg, console)
-    side.earlier = [r for r in [*outcome.side.rows, *outcome.side.earlier]
-                    if r["kind"] == "plan" and r["variant"] not in (best.name, BLAS_BASELINE)]
+    side.earlier = _earlier_plan_rows(outcome.side, best.name)
     verdict = peer_verdict(best, side.row(best.name), side.rows)
     console.print(verdict["statement"])
     return Outcome(cands=outcome.cands, side=side, best=best, verdict=verdict,
@@ -326,14 +325,26 @@ def choose_precision(src: ModelSource, cfg: TuneConfig, space: DesignSpace, outc
     console.print(f"precision search: {len(search.points)} configurations, {search.evaluations} full evaluations, "
                   f"{len(search.passing())} within the budget; measuring {len(cands)} of them end to end...")
     side = measure_side_by_side(src, [fp32, *cands], cfg, console, calibration=data.calibration)
-    side.earlier = [r for r in [*outcome.side.rows, *outcome.side.earlier]
-                    if r["kind"] == "plan" and r["variant"] not in (fp32.name, BLAS_BASELINE)]
+    side.earlier = _earlier_plan_rows(outcome.side, fp32.name)
     best = min([fp32, *cands], key=lambda c: side.row(c.name)["median_ms"])
     peers = peer_accuracies(src, data, search, threads)
     verdict = peer_verdict(best, side.row(best.name), side.rows, budget_peers(peers, data.budget))
     console.print(verdict["statement"])
     return Outcome(cands=[*outcome.cands, *cands], side=side, best=best, verdict=verdict,
                    executor=executor_summary(best, feeds), loop=outcome.loop, precision=search, peer_accuracy=peers)
+
+
+def _earlier_plan_rows(side: SideBySide, remeasured: str) -> list[dict[str, Any]]:
+    """The plan rows of an earlier side-by-side run that a new run does not measure again (neither the plan
+    `remeasured` nor the BLAS baseline): they keep the numbers of the run that measured them."""
+    return [r for r in [*side.rows, *side.earlier]
+            if r["kind"] == "plan" and r["variant"] not in (remeasured, BLAS_BASELINE)]
+
+
+def _chosen_point(outcome: Outcome) -> PrecisionPoint | None:
+    """The precision configuration the loop chose, None when it chose an fp32 plan (or ran no search)."""
+    search = outcome.precision
+    return next((p for p in search.points if p.plan is outcome.best.plan), None) if search else None
 
 
 def _fastest_passing(search: PrecisionSearch, per_library: int = 2) -> list[PrecisionPoint]:
@@ -454,7 +465,7 @@ def precision_summary(graph: Graph, outcome: Outcome) -> dict[str, Any] | None:
     search = outcome.precision
     if search is None:
         return None
-    chosen = next((p for p in search.points if p.plan is outcome.best.plan), None)
+    chosen = _chosen_point(outcome)
     return {**search.to_dict(), "peers": outcome.peer_accuracy, "chosen": chosen.to_dict() if chosen else None,
             "chosen_accuracy": outcome.best.accuracy}
 
@@ -463,8 +474,7 @@ def _with_nodes(graph: Graph, outcome: Outcome, summary: dict[str, Any] | None) 
     """The report's precision section: the summary and, per node, the precision chosen and why."""
     if summary is None or outcome.precision is None:
         return summary
-    chosen = next((p for p in outcome.precision.points if p.plan is outcome.best.plan), None)
-    return {**summary, "nodes": outcome.precision.why(chosen, graph)}
+    return {**summary, "nodes": outcome.precision.why(_chosen_point(outcome), graph)}
 
 
 def _latency(r: SearchResult) -> float:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from edgetune.data.accuracy import accuracy_drop, evaluate
-from edgetune.planning.precision import PrecisionData, PrecisionSearch
+from edgetune.planning.precision import PrecisionData, PrecisionSearch, evaluation_logits
 from edgetune.planning.verdict import FP32_PEERS
 from edgetune.user_model import ModelSource
 
@@ -51,7 +49,7 @@ def peer_accuracies(src: ModelSource, data: PrecisionData, search: PrecisionSear
         runs[OV_DEFAULT] = _ov_runner(src.onnx_model, openvino_config(OV_DEFAULT, threads))
     out = {}
     for name, run in runs.items():
-        logits = np.concatenate([np.asarray(run(f)).reshape(1, -1) for f in data.evaluation])
+        logits = evaluation_logits(run, data.evaluation)
         result = evaluate(logits, data.labels, search.reference_logits)
         drop = accuracy_drop(search.reference, result)
         out[name] = {"metric": result.metric, "value": result.value, "drop": drop,

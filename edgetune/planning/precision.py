@@ -138,6 +138,11 @@ def whole_graph_plan(graph: Graph, library: str, threads: int, int8: Sequence[st
     return plan
 
 
+def evaluation_logits(run: Callable[[dict[str, np.ndarray]], Any], feeds: Feeds) -> np.ndarray:
+    """(samples, classes) logits of `run` (one feed -> one output array) over the evaluation feeds."""
+    return np.concatenate([np.asarray(run(f)).reshape(1, -1) for f in feeds])
+
+
 class _Evaluator:
     """Runs plans over the evaluation split and counts each full evaluation."""
 
@@ -147,7 +152,7 @@ class _Evaluator:
 
     def logits(self, run: Callable[[dict[str, np.ndarray]], Any]) -> np.ndarray:
         out = self.graph.outputs[0]
-        return np.concatenate([np.asarray(run(f)[out]).reshape(1, -1) for f in self.data.evaluation])
+        return evaluation_logits(lambda f: run(f)[out], self.data.evaluation)
 
     def evaluate(self, ex: Executor) -> Evaluation:
         self.count += 1
