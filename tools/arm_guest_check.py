@@ -31,7 +31,9 @@ TESTS_WITHOUT_TIMING = ["tests/test_device_arm.py", "tests/test_graph_import.py"
                         "tests/test_reference.py", "tests/test_search.py", "tests/test_kernels_ort.py",
                         "tests/test_lock.py"]
 TESTS_WITH_TORCH = ["tests/test_kernels_torch.py", "tests/test_executor.py"]
+TESTS_WITH_LITERT = ["tests/test_litert.py"]  # LiteRT/XNNPACK: edgetune's own TFLite writer, run on the Arm core
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
 results: list[tuple[str, bool, str]] = []
 
 
@@ -83,7 +85,8 @@ def main(cpu_model: str) -> int:
     work = Path(tempfile.mkdtemp(prefix="arm-check-"))
     db = str(work / "profile.sqlite")
     models = [str(tiny_cnn(work / "tiny_cnn.onnx"))] + (["mnist_cnn"] if HAS_TORCH else [])
-    print(f"aarch64 check: emulated {cpu_model}, torch {'installed' if HAS_TORCH else 'absent'}; "
+    print(f"aarch64 check: emulated {cpu_model}, torch {'installed' if HAS_TORCH else 'absent'}, LiteRT "
+          f"{'installed' if HAS_LITERT else 'absent'}; "
           "correctness only (times under emulation mean nothing)", flush=True)
 
     def device() -> str:
@@ -108,6 +111,10 @@ def main(cpu_model: str) -> int:
             for key, why in sorted(r["excluded"].items()):
                 print(f"    excluded {key}: {why}")
             verified = edgetune("primitives", m)
+            if HAS_LITERT:
+                litert = {c["primitive"] for n in verified["nodes"] for c in n["candidates"]
+                          if c["primitive"].endswith(".litert") and c.get("status") == "verified"}
+                assert litert, "LiteRT is installed but no LiteRT (XNNPACK) primitive verified on the Arm core"
             return f"{r['new_measurements']} measurements, {len(r['excluded'])} (node, primitive) excluded; " + \
                    _verified_summary(verified)
 
@@ -122,7 +129,8 @@ def main(cpu_model: str) -> int:
             check(f"{name} {Path(model).name}", fn)
 
     def tests() -> str:
-        files = TESTS_WITHOUT_TIMING + (TESTS_WITH_TORCH if HAS_TORCH else [])
+        files = TESTS_WITHOUT_TIMING + (TESTS_WITH_TORCH if HAS_TORCH else []) + \
+            (TESTS_WITH_LITERT if HAS_LITERT else [])
         p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files], cwd=ROOT,
                            capture_output=True, text=True, timeout=1500)
         summary = [line for line in p.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]

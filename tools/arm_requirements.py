@@ -1,5 +1,6 @@
-"""Print the project's runtime and test dependencies except torch and what needs torch, one per line (for
-the aarch64 guest).
+"""Print the project's runtime and test dependencies, and the LiteRT extra (XNNPACK: the Arm CPU library
+edgetune's Arm users reach for; ai-edge-litert has cp313 aarch64 wheels), except torch and what needs torch,
+one per line (for the aarch64 guest).
 
 Why: on aarch64 torch 2.13.0 from PyPI is a 4.6 GB CUDA build that does not run on ARMv8.0 cores at all, so
 the guest installs it apart (tools/arm-check) and edgetune must work without it. The EfficientNet-Lite
@@ -11,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 project = tomllib.loads((Path(sys.argv[1]) / "pyproject.toml").read_text())["project"]
-for req in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
+extras = project["optional-dependencies"]
+for req in [*project["dependencies"], *extras["dev"], *extras["litert"]]:
     if not req.replace(" ", "").lower().startswith(("torch", "efficientnet")):
         print(req)

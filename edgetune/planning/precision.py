@@ -11,8 +11,12 @@ whole network on real data, not of a node alone. So:
    node int8 is compiled, timed and evaluated on the evaluation split; where it misses the budget, the k most
    sensitive nodes are kept fp32, k found by bisection (a full evaluation per probe: about log2 of the number
    of nodes), first on the backend whose int8 model is fastest, then checked at that k on the others;
-4. bf16 (and f16) float parts where OpenVINO computes them natively on this CPU, evaluated like int8;
-5. every configuration that meets the budget goes to the end-to-end measurement beside the fp32 plan and
+4. bf16 (and f16) float parts where OpenVINO computes them natively on this CPU, evaluated like int8: the
+   whole float model, and the fastest int8 configuration within the budget with its float part so;
+5. per backend, from its fastest int8 configuration within the budget, the classes of layers whose int8
+   form measures slower (whole model timed both ways, so the Q/DQ boundaries count) go back to float
+   (precision_mix.py), and the result is evaluated like the others;
+6. every configuration that meets the budget goes to the end-to-end measurement beside the fp32 plan and
    the peers; the loop keeps the fastest measured one. A configuration that misses the budget is never a
    candidate: the budget is checked on the measured accuracy, never on the proxy.
 
@@ -34,6 +38,7 @@ from edgetune.graph.onnx_export import to_onnx
 from edgetune.kernels import registry
 from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.timing import time_callable
+from edgetune.planning.precision_mix import Reverted, revert_slow_classes
 from edgetune.quant import QuantSpec, bias_corrections, calibrate, node_sensitivity, quantisable_nodes
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan, PlanSegment
@@ -71,12 +76,14 @@ class PrecisionPoint:
     quick_ms: float
     meets_budget: bool
     plan: Plan = field(repr=False)
+    reverted: tuple[Reverted, ...] = ()  # classes of layers given back to float because int8 was slower
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "library": self.library, "threads": self.threads,
                 "float_precision": self.float_precision, "int8_nodes": len(self.int8), "kept_fp32": self.kept_fp32,
                 "accuracy": self.evaluation.value, "metric": self.evaluation.metric, "drop": self.drop,
-                "quick_ms": self.quick_ms, "meets_budget": self.meets_budget}
+                "quick_ms": self.quick_ms, "meets_budget": self.meets_budget,
+                "float_by_speed": [r.describe() for r in self.reverted]}
 
 
 @dataclass
@@ -103,18 +110,22 @@ class PrecisionSearch:
         """Per node of `graph`, the precision `point` gives it and why (fp32 plan: point None)."""
         rank = {n: i for i, n in enumerate(self.order)}
         int8 = set(point.int8) if point else set()
+        by_speed = {n: r for r in (point.reverted if point else ()) for n in r.nodes}
+        fp = point.float_precision if point else "fp32"
         out = {}
         for n in graph.nodes:
             if n.name not in rank:
-                out[n.name] = "fp32: no int8 form"
+                out[n.name] = f"{fp}: no int8 form"
             elif point is None:
                 out[n.name] = "fp32: the fastest measured plan within the budget is fp32"
             elif n.name in int8:
                 out[n.name] = (f"int8 (sensitivity rank {rank[n.name] + 1} of {len(self.order)}, logits SQNR "
                                f"{self.sqnr_alone_db[n.name]:.1f} dB when alone int8)")
+            elif n.name in by_speed:
+                out[n.name] = f"{fp}: int8 measured slower for its class ({by_speed[n.name].describe()})"
             else:
-                out[n.name] = (f"fp32: among the {point.kept_fp32} most sensitive (rank {rank[n.name] + 1}, SQNR "
-                               f"{self.sqnr_alone_db[n.name]:.1f} dB alone int8); fewer kept fp32 missed the budget")
+                out[n.name] = (f"{fp}: among the {point.kept_fp32} most sensitive (rank {rank[n.name] + 1}, SQNR "
+                               f"{self.sqnr_alone_db[n.name]:.1f} dB alone int8); fewer kept float missed the budget")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,9 +193,8 @@ def search_precision(graph: Graph, data: PrecisionData, threads: int, console: A
     installed = {lib.name for lib in registry.installed_libraries()}
     libs = [lib for lib in QDQ_LIBRARIES if lib in installed]
     _search_int8(graph, search, ev, libs, threads, console)
-    for precision in precisions_native:
-        if precision != "fp32" and "openvino" in libs:
-            _try(graph, search, ev, "openvino", threads, (), precision, 0, console)
+    _search_native_float(graph, search, ev, libs, threads, precisions_native, console)
+    _mix_by_speed(graph, search, ev, threads, console)
     search.evaluations = ev.count
     search.seconds = time.perf_counter() - t0
     return search
@@ -215,6 +225,49 @@ def _search_int8(graph: Graph, search: PrecisionSearch, ev: _Evaluator, libs: li
             p = _try(graph, search, ev, other, threads, order[kk:], "fp32", kk, console)
             if p is None or p.meets_budget:
                 break
+
+
+def _search_native_float(graph: Graph, search: PrecisionSearch, ev: _Evaluator, libs: list[str], threads: int,
+                         precisions: Sequence[str], console: Any) -> None:
+    """bf16/f16 where OpenVINO computes them natively here: the whole float model, and the fastest int8
+    configuration within the budget with its float part at that precision (on AMX the int8 kernels and the
+    bf16 ones are the two fast paths: the mix is what OpenVINO's own default runs)."""
+    if "openvino" not in libs:
+        return
+    for precision in (p for p in precisions if p != "fp32"):
+        _try(graph, search, ev, "openvino", threads, (), precision, 0, console)
+        best = _fastest_int8(search, "openvino", "fp32")
+        if best is not None:
+            _try(graph, search, ev, "openvino", threads, best.int8, precision, best.kept_fp32, console)
+
+
+def _fastest_int8(search: PrecisionSearch, lib: str, float_precision: str | None = None) -> PrecisionPoint | None:
+    """The fastest (quick timing) configuration of `lib` within the budget that has int8 nodes."""
+    pts = [p for p in search.passing() if p.library == lib and p.int8 and not p.reverted
+           and (float_precision is None or p.float_precision == float_precision)]
+    return min(pts, key=lambda p: p.quick_ms, default=None)
+
+
+def _mix_by_speed(graph: Graph, search: PrecisionSearch, ev: _Evaluator, threads: int, console: Any) -> None:
+    """Per backend, from its fastest int8 configuration within the budget: the classes of layers whose
+    int8 form measured slower go back to float (precision_mix.py), and the result is evaluated."""
+    for lib in dict.fromkeys(p.library for p in search.passing()):
+        base = _fastest_int8(search, lib)
+        if base is None:
+            continue
+
+        def build(nodes: Sequence[str], base: PrecisionPoint = base) -> Callable[[], object]:
+            plan = whole_graph_plan(graph, base.library, threads, nodes, base.float_precision, search.spec)
+            ex, feeds = Executor(graph, plan, check=False), ev.data.evaluation[0]
+            return lambda: ex.run(feeds)
+
+        console.print(f"precision search: which layers pay in int8 on {lib} (whole model timed both ways)...")
+        kept, reverted = revert_slow_classes(graph, base.int8, build, console)
+        if reverted:
+            _try(graph, search, ev, lib, threads, kept, base.float_precision, base.kept_fp32, console,
+                 reverted=tuple(reverted))
+        else:
+            search.notes.append(f"{lib}: int8 measured at least as fast for every class of its int8 layers")
 
 
 def _try_bias_correction(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lead: PrecisionPoint, threads: int,
@@ -254,11 +307,14 @@ def _bisect(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, thr
 
 
 def _try(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, threads: int, int8: Sequence[str],
-         float_precision: str, kept: int, console: Any, suffix: str = "") -> PrecisionPoint | None:
+         float_precision: str, kept: int, console: Any, suffix: str = "", reverted: tuple[Reverted, ...] = ()
+         ) -> PrecisionPoint | None:
     """Compile, time briefly and evaluate one configuration (with the search's current spec); None when the
     backend refuses it."""
     plan = whole_graph_plan(graph, lib, threads, int8, float_precision, search.spec)
     name = _name(lib, threads, len(int8), float_precision, kept) + (suffix if int8 else "")
+    if reverted:
+        name += f", {' + '.join(r.layer_class for r in reverted)} {float_precision} by speed"
     if search.spec.bias_corrections and int8 and not suffix:
         name += " + bias correction"
     try:
@@ -271,7 +327,7 @@ def _try(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, thread
     result = ev.evaluate(ex)
     drop = accuracy_drop(search.reference, result)
     point = PrecisionPoint(name, lib, threads, float_precision, tuple(int8), kept, result, drop, quick,
-                           drop <= search.budget + 1e-9, plan)
+                           drop <= search.budget + 1e-9, plan, reverted)
     search.points.append(point)
     console.print(f"  {name}: {result.describe()}, drop {drop:+.2f} points "
                   f"({'within' if point.meets_budget else 'over'} the budget), ~{quick:.2f} ms")
