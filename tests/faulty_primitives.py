@@ -1,5 +1,6 @@
 """Primitives that misbehave on purpose: native crash, abort and hang (Relu only) for the isolation tests,
-and a Conv wrong by 5 % for the verification tests (profiler, tune).
+a Conv wrong by 5 % for the verification tests (profiler, tune), and a library whose segment compiler
+crashes.
 
 They are registered by the tests that use them (and removed afterwards); the isolation worker receives
 them pickled, so this module must stay importable as `tests.faulty_primitives`.
@@ -13,6 +14,7 @@ import numpy as np
 
 from edgetune.kernels.base import FunctionKernel, Kernel, PrepareContext, Primitive
 from edgetune.kernels.libraries.reference.prims import ReferencePrimitive
+from edgetune.kernels.library import Library, ThreadPool
 
 
 class _Faulty(Primitive):
@@ -82,3 +84,13 @@ class FivePercentWrong(ReferencePrimitive):
     def prepare(self, node, ctx: PrepareContext) -> Kernel:
         right = super().prepare(node, ctx)
         return FunctionKernel(lambda *xs: [y * 1.05 for y in right(*xs)])
+
+
+def _segfaulting_segment(graph, nodes, threads, spin, variant):
+    """A backend that crashes compiling any run of nodes (reads address 0)."""
+    ctypes.c_int.from_address(0).value  # noqa: B018 - the null read is the point
+    raise AssertionError("unreachable")
+
+
+CRASHING_LIBRARY = Library("crash-test", modules=("tests.faulty_primitives",), pool=ThreadPool("crash-test"),
+                           segment=_segfaulting_segment)

@@ -7,9 +7,11 @@ from onnx import helper
 from edgetune.graph import load_graph
 from edgetune.kernels import registry
 from edgetune.measure.db import ProfileDB, node_signature
-from edgetune.measure.isolation import crash_words
-from edgetune.measure.profiler import Profiler
-from tests.faulty_primitives import FAULTY
+from edgetune.measure.isolation import IsolatedMeasurer, crash_words
+from edgetune.measure.profiler import Profiler, ProfileSummary, run_tasks
+from edgetune.measure.tasks import SegmentRejected, TaskContext, segment_task
+from edgetune.measure.timing import Timing
+from tests.faulty_primitives import CRASHING_LIBRARY, FAULTY
 from tests.graph_cases import mk, vi
 
 TIMEOUT_S = 8.0  # generous: every candidate of the node (not only the hanging one) runs under it
@@ -62,3 +64,34 @@ def test_in_process_profiling_still_works(tmp_path, relu_graph):
 def test_exit_status_in_words():
     assert crash_words(-11) == "segfault" and crash_words(-6) == "abort (SIGABRT)"
     assert crash_words(3) == "exited with status 3" and crash_words(None) == "died"
+
+
+@pytest.fixture
+def crashing_library():
+    registry.register_library(CRASHING_LIBRARY)
+    yield CRASHING_LIBRARY.name
+    registry.unregister(CRASHING_LIBRARY.name)
+
+
+def test_a_backend_crashing_on_a_segment_excludes_that_segment_not_the_profile(tmp_path, crashing_library):
+    """Segments are compiled in the worker: a backend segfaulting on one is that segment's exclusion (stored,
+    with the crash named), the worker restarts, and the next segment is measured."""
+    graph = load_graph(mk([helper.make_node("Relu", ["x"], ["a"], name="r1"),
+                           helper.make_node("Sigmoid", ["a"], ["y"], name="s1")],
+                          [vi("x", [1, 64])], [vi("y", None)]), name="two")
+    db = ProfileDB(tmp_path / "p.sqlite", device_id="d", versions_id="v")
+    ctx = TaskContext(graph, 0.02)
+    crash = segment_task("segment:crash-test:two", crashing_library, 1, ("r1", "s1"), "run")
+    fine = segment_task("segment:onnxruntime:two", "onnxruntime", 1, ("r1", "s1"), "run")
+    with IsolatedMeasurer(graph, ctx.samples, 0.02, TIMEOUT_S) as worker:
+        ctx.isolated = worker.perform_task
+        s = ProfileSummary()
+        run_tasks([crash, fine], ctx, db, s)
+        assert worker.restarts == 1
+    reason = "crash-test: segfault while compiling or running it"
+    assert s.excluded == {f"segment {crash.description}": reason} and s.new_measurements == 2
+    assert db.get_converter(*fine.db_key) is not None and db.get_converter(*crash.db_key) is None
+    out = worker.perform_task(crash)  # a closed worker starts again on demand
+    assert isinstance(out, SegmentRejected) and str(out) == reason
+    assert isinstance(worker.perform_task(fine), Timing)
+    worker.close()

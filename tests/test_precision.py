@@ -2,6 +2,7 @@
 scikit-learn's digits and a CNN trained in seconds (tests/digits_data.py)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,10 +11,11 @@ from edgetune.cli import main
 from edgetune.graph.onnx_export import to_onnx
 from edgetune.planning import precision as precision_mod
 from edgetune.planning.precision import whole_graph_plan
-from edgetune.quant import QuantSpec, calibrate, quantisable_nodes
+from edgetune.quant import QuantSpec, calibrate, equalize, quantisable_nodes, quantize
 from edgetune.quant.spec import TensorRange
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import Plan
+from edgetune.runtime.quantized import segment_variant
 from edgetune.user_model import open_model
 from tests.digits_data import digits_arrays, held_out, model_inputs, train_digits_cnn, write_digits
 
@@ -122,3 +124,27 @@ def test_labels_outside_the_model_classes_are_refused(capsys, digits, tmp_path):
         (bad / f"c{k:02d}" / src.name).write_bytes(src.read_bytes())
     rc, out = _run(capsys, "tune", str(model), "--data", str(bad), "--mean", "0.5", "--std", "0.5", "--no-screenshot")
     assert rc == 2 and len(out.err.strip().splitlines()) == 1 and "class" in out.err, out.err
+
+
+def test_an_equalised_spec_quantises_the_equalised_model_and_travels_in_the_plan(digits, tmp_path):
+    """Cross-layer equalisation as a spec option: the ranges are the equalised model's, every variant
+    equalises its subgraph before quantising (the same float function), and the plan keeps the option."""
+    model, _, _ = digits
+    graph = open_model(str(model)).graph
+    images, _ = digits_arrays()
+    feeds = [{graph.inputs[0]: x[None]} for x in model_inputs(images[held_out(len(images))][:40])]
+    float_model = to_onnx(graph)
+    spec = replace(calibrate(equalize(float_model, 20), feeds[:20]), equalize_iterations=20)
+    nodes = quantisable_nodes(float_model)
+    plan = whole_graph_plan(graph, "onnxruntime", 1, nodes, "fp32", spec)
+    rewritten = segment_variant(plan, plan.segments[0]).rewrite(float_model)
+    plain = quantize(float_model, replace(spec, equalize_iterations=0), nodes)
+    weights = {t.name: t.raw_data for t in plain.graph.initializer}
+    assert any(weights.get(t.name) != t.raw_data for t in rewritten.graph.initializer)  # equalised first
+    ex = Executor(graph, plan, check=False)
+    ref = Executor(graph, Plan.builtin("reference", graph), check=False)
+    out = graph.outputs[0]
+    got, want = (np.concatenate([e.run(f)[out] for f in feeds]) for e in (ex, ref))
+    assert (got.argmax(1) == want.argmax(1)).mean() > 0.9
+    back = Plan.load(plan.save(tmp_path / "p.json"))
+    assert QuantSpec.from_dict(back.quantization).equalize_iterations == 20

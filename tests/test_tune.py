@@ -131,3 +131,33 @@ def test_tune_closes_the_loop_on_a_db_whose_costs_are_off(capsys, db_path, tmp_p
     # the refitted model predicts the chosen plan far closer than the skewed profile did
     chosen = next(c for c in res["candidates"] if c["chosen"])
     assert abs(chosen["predicted_ms"] - chosen["measured_ms"]) < abs(first["predicted_ms"] - first["measured_ms"])
+
+
+def test_on_a_cpu_with_clusters_each_placement_is_measured_and_the_plan_keeps_the_fastest(
+        capsys, db_path, tmp_path, monkeypatch):
+    """Two one-core "clusters" stand in for big.LITTLE (this test's CPU may have one kind of core): the plan is
+    timed on all cores and on each cluster, and plan.json holds the placement chosen, thread counts capped."""
+    from edgetune.device.placement import usable_cpus
+    from edgetune.planning import loop
+
+    cpus = sorted(usable_cpus())
+    if len(cpus) < 2:
+        pytest.skip(f"needs two usable cpus to stand in for two clusters, this process has {cpus}")
+    clusters = [{"core": "Cortex-A55", "cpus": [cpus[0]], "capacity": 400},
+                {"core": "Cortex-A76", "cpus": [cpus[1]], "capacity": 1024}]
+    monkeypatch.setattr(loop, "fingerprint", lambda: {"clusters": clusters})
+    out = tmp_path / "run"
+    res = run_json(capsys, "tune", "mnist_cnn", "--db", db_path, "--threads", "1", "--budget", "50",
+                   "--out", str(out), "--compare-time", "1", "--quick")
+    rows = res["placement"]["rows"]
+    assert [r["label"] for r in rows] == [f"all {len(cpus)} cores", "1x Cortex-A55", "1x Cortex-A76"]
+    assert all(r["median_ms"] > 0 for r in rows) and res["placement"]["chosen"] in {r["label"] for r in rows}
+    plan = Plan.load(res["plan"])
+    chosen = next(r for r in rows if r["label"] == res["placement"]["chosen"])
+    if res["placement"]["placed"]:
+        assert plan.placement == {"label": chosen["label"], "cpus": chosen["cpus"]}
+        assert all(c.threads == 1 for c in plan.choices.values())
+    else:
+        assert plan.placement is None
+    ran = run_json(capsys, "run", "mnist_cnn", "--plan", res["plan"], "--time-cap", "0.2")
+    assert ran["max_rel_error_vs_reference"] < 1e-3

@@ -73,7 +73,8 @@ def _config(args: argparse.Namespace) -> TuneConfig:
         raise EdgetuneError(f"--precisions: unknown {', '.join(bad) or '(empty)'} (valid: {', '.join(PRECISIONS)})")
     return TuneConfig(strategy=args.strategy, budget=args.budget, objective=args.objective,
                       max_memory=args.max_memory, threads=thread_counts(args.threads), precisions=precisions,
-                      seed=args.seed, compare_time_cap_s=args.compare_time, compare_all_strategies=not args.quick)
+                      seed=args.seed, compare_time_cap_s=args.compare_time, compare_all_strategies=not args.quick,
+                      **({} if args.time_cap is None else {"profile_time_cap_s": args.time_cap}))
 
 
 def execute(args: argparse.Namespace) -> dict[str, Any]:
@@ -166,6 +167,10 @@ def render(result: dict[str, Any], console: Any) -> None:
     console.print(f"input shape: {shapes}" + (f"; upgraded from opset {upgraded}" if upgraded else "")
                   + (f"; {len(generic)} node(s) on a generic backend ({', '.join(sorted(set(generic.values())))})"
                      if generic else ""))
+    if result.get("placement"):
+        pl = result["placement"]
+        console.print("placement (core clusters, measured side by side): " + ", ".join(
+            f"{r['label']} {r['median_ms']:.2f} ms" for r in pl["rows"]) + f"; the plan runs on {pl['chosen']}")
     console.print(f"plan: {result['plan']}\nreport: {result['report']}")
     shot = result.get("report_check") or {}
     if shot.get("screenshot"):

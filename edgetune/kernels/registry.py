@@ -42,6 +42,14 @@ def register(obj: Primitive | Converter) -> Primitive | Converter:
     return obj
 
 
+def register_library(lib: Library) -> Library:
+    """Add a library that is not one of edgetune's packages (a plugin, or a test's deliberately crashing
+    one); its primitives are registered apart with `register`."""
+    load_all()
+    _LIBRARIES[lib.name] = lib
+    return lib
+
+
 def unregister(name: str) -> None:
     """Remove a primitive or a library's entry (tests register deliberately wrong or crashing ones and
     must leave no trace)."""

@@ -397,6 +397,13 @@ class ProfileDB:
         return VerifyRecord(sig=r["sig"], primitive=r["primitive"], ok=bool(r["ok"]), rel_error=r["rel_error"],
                             reason=r["reason"] or "", checked_at=r["checked_at"])
 
+    def verifications_of(self, sig: str) -> list[VerifyRecord]:
+        """Every verifications row of `sig` (e.g. the segments a search proposed for one graph), oldest first."""
+        rows = self._rows("SELECT * FROM verifications WHERE device=? AND versions=? AND sig=? ORDER BY checked_at",
+                          (sig,))
+        return [VerifyRecord(sig=r["sig"], primitive=r["primitive"], ok=bool(r["ok"]), rel_error=r["rel_error"],
+                             reason=r["reason"] or "", checked_at=r["checked_at"]) for r in rows]
+
     # ---- plans
     def put_plan(self, model_sig: str, plan_hash: str, timing: Timing, extra: str = "") -> None:
         _check_timing(timing, f"plan {plan_hash} of {model_sig}")

@@ -8,8 +8,10 @@ candidate of the profile, and is restarted only after it crashed or was killed f
 time limit. The parent keeps the only connection to the ProfileDB, so whatever the worker
 does, the database holds complete rows only.
 
-Protocol (one pipe): the worker sends ("ready",) once, then per request ("stage", name) before each of
-prepare / verification / timing and ("done", CandidateOutcome) at the end. A request that outlives
+Protocol (one pipe): the worker sends ("ready",) once, then per candidate request ("stage", name) before
+each of prepare / verification / timing and ("done", CandidateOutcome) at the end; per segment task
+(`edgetune.measure.tasks`: a backend compiling a run of nodes it has never seen) ("done", Timing or
+SegmentRejected), a crash or hang there becoming the segment's exclusion. A request that outlives
 `timeout_s` gets the worker SIGKILLed: "timed out after 30 s in timing". A worker that dies gets the
 signal named: "segfault in prepare". Primitives registered from outside edgetune (plugins, tests) are
 sent to the worker pickled, so they exist there too.
@@ -34,9 +36,13 @@ from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
 from edgetune.kernels import registry
 from edgetune.measure.candidate import CandidateMeasurer, CandidateOutcome, CandidateRequest
+from edgetune.measure.tasks import MeasurementTask, SegmentRejected, TaskContext, perform_here
+from edgetune.measure.timing import Timing
 
 # Spawning imports numpy, torch, ONNX Runtime and numba afresh: seconds on a loaded 2-core machine.
 STARTUP_TIMEOUT_S = 180.0
+# A segment task compiles a whole run (up to the whole graph: OpenVINO takes seconds) before it is timed.
+SEGMENT_TIMEOUT_S = 300.0
 _SIGNAL_WORDS = {signal.SIGSEGV: "segfault", signal.SIGABRT: "abort (SIGABRT)", signal.SIGBUS: "bus error",
                  signal.SIGILL: "illegal instruction", signal.SIGFPE: "arithmetic fault (SIGFPE)",
                  signal.SIGKILL: "killed (SIGKILL, out of memory?)"}
@@ -60,6 +66,11 @@ def _plugin_primitives() -> list[Any]:
     return [p for p in registry.primitives() if not type(p).__module__.startswith("edgetune.")]
 
 
+def _plugin_libraries() -> list[Any]:
+    """Registered libraries not discovered in edgetune's own packages (plugins, tests): the same reason."""
+    return [lib for lib in registry.libraries() if not all(m.startswith("edgetune.") for m in lib.modules)]
+
+
 def _die_with_parent() -> None:
     """Linux: SIGKILL this worker when the parent dies (a SIGKILLed tuner leaves no orphan burning CPU)."""
     try:
@@ -75,12 +86,15 @@ def worker_main(fd: int, parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         return
     conn = Connection(fd)
-    graph, samples, time_cap_s, plugins = pickle.loads(conn.recv_bytes())
+    graph, samples, time_cap_s, plugins, plugin_libraries = pickle.loads(conn.recv_bytes())
     known = {p.name for p in registry.primitives()}
     for p in plugins:
         if p.name not in known:
             registry.register(p)
+    for lib in plugin_libraries:
+        registry.register_library(lib)
     measurer = CandidateMeasurer(graph, samples, time_cap_s)
+    tasks = TaskContext(graph, time_cap_s, samples)
     conn.send(("ready",))
     while True:
         try:
@@ -89,6 +103,9 @@ def worker_main(fd: int, parent_pid: int) -> None:
             return
         if req is None:
             return
+        if isinstance(req, MeasurementTask):
+            conn.send(("done", perform_here(req, tasks)))
+            continue
         outcome = measurer.measure(req, on_stage=lambda s: conn.send(("stage", s)))
         conn.send(("done", outcome))
 
@@ -111,7 +128,8 @@ class IsolatedMeasurer:
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         theirs.close()
         self._conn = Connection(mine.detach())
-        self._conn.send_bytes(pickle.dumps((self.graph, self.samples, self.time_cap_s, _plugin_primitives())))
+        self._conn.send_bytes(pickle.dumps((self.graph, self.samples, self.time_cap_s, _plugin_primitives(),
+                                            _plugin_libraries())))
         try:
             msg = self._receive(time.monotonic() + max(STARTUP_TIMEOUT_S, self.timeout_s))
         except (EOFError, OSError):
@@ -168,6 +186,25 @@ class IsolatedMeasurer:
                 stage = msg[1]
                 continue
             return msg[1]
+
+    def perform_task(self, task: MeasurementTask) -> Timing | SegmentRejected:
+        """A segment task performed in the worker: its timing, or its exclusion (the backend's reason, or
+        the crash or hang that ended the worker, which restarts on the next request)."""
+        if self._proc is None:
+            self._start()
+        self._conn.send(task)
+        limit = max(self.timeout_s, SEGMENT_TIMEOUT_S)
+        try:
+            msg = self._receive(time.monotonic() + limit)
+        except (EOFError, OSError):
+            return self._lost_task(task, f"{self._exit_words()} while compiling or running it")
+        if msg is None:
+            return self._lost_task(task, f"timed out after {limit:g} s compiling or running it")
+        return msg[1]
+
+    def _lost_task(self, task: MeasurementTask, reason: str) -> SegmentRejected:
+        self._lost(reason, "segment")
+        return SegmentRejected(f"{task.library}: {reason}")
 
     def _exit_words(self) -> str:
         try:

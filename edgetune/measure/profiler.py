@@ -12,6 +12,7 @@ stopped.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from edgetune.measure.segment_candidates import SegmentCandidate, segment_candid
 from edgetune.measure.switching import all_pairs, states, switch_key
 from edgetune.measure.tasks import DISPATCH_KEY as DISPATCH_KEY  # re-exported: planning.design_space reads it here
 from edgetune.measure.tasks import (
+    ISOLATED_KINDS,
     MeasurementTask,
     SegmentRejected,
     TaskContext,
@@ -142,7 +144,58 @@ def keyed_segment_candidates(graph: Graph, db: ProfileDB, threads: Sequence[int]
         rec = db.get_verification(sigs[node.name], prim)
         return rec is not None and rec.ok
 
-    return [(c, candidate_key(graph, c, sigs)) for c in segment_candidates(graph, libs, threads, verified)]
+    found = segment_candidates(graph, libs, threads, verified)
+    found += _proposed(graph, db, threads, sigs, set(libs), {(c.library, c.threads, c.nodes) for c in found})
+    return [(c, candidate_key(graph, c, sigs)) for c in found]
+
+
+# ---- segments a search proposed (measured on demand) ------------------------------------------------
+PROPOSED_KIND = "proposed"
+
+
+def proposals_sig(graph: Graph, sigs: dict[str, str]) -> str:
+    """The verifications-table key under which the runs searches proposed for this graph are remembered."""
+    content = "\n".join(sigs[n.name] for n in graph.nodes)
+    return f"proposed-segments:{hashlib.sha256(content.encode()).hexdigest()[:20]}"
+
+
+def _proposed(graph: Graph, db: ProfileDB, threads: Sequence[int], sigs: dict[str, str], libs: set[str],
+              known: set[tuple[str, int, tuple[str, ...]]]) -> list[SegmentCandidate]:
+    """The proposals remembered for this graph ("library@threads:start-end", an interval of the topological
+    order), at the thread counts asked for, that no enumerated candidate already is."""
+    out = []
+    for rec in db.verifications_of(proposals_sig(graph, sigs)):
+        lib_t, _, span = rec.primitive.partition(":")
+        lib, _, t = lib_t.rpartition("@")
+        a, _, b = span.partition("-")
+        if not (t.isdigit() and a.isdigit() and b.isdigit()) or lib not in libs or int(t) not in threads:
+            continue
+        names = tuple(n.name for n in graph.nodes[int(a):int(b)])
+        if len(names) >= 2 and (lib, int(t), names) not in known:
+            known.add((lib, int(t), names))
+            out.append(SegmentCandidate(lib, int(t), names, PROPOSED_KIND))
+    return out
+
+
+def propose_segments(graph: Graph, db: ProfileDB, runs: Sequence[tuple[str, int, Sequence[str]]]) -> int:
+    """Remember runs of consecutive nodes a search put on one library (`(library, threads, nodes)`, as the
+    executor merges them) that are not measured whole yet, so that the next profile measures them whole and
+    the design space offers them as segments (issue 11: any segment a search proposes, measured on demand).
+    Returns how many were new."""
+    sigs = {n.name: node_signature(n, graph) for n in graph.nodes}
+    index = {n.name: i for i, n in enumerate(graph.nodes)}
+    key, new = proposals_sig(graph, sigs), 0
+    threads = sorted({t for _, t, _ in runs})
+    known = {(c.library, c.threads, c.nodes) for c, _ in keyed_segment_candidates(graph, db, threads, sigs)}
+    for lib, t, nodes in runs:
+        pos = [index[n] for n in nodes]
+        if len(pos) < 2 or pos != list(range(pos[0], pos[0] + len(pos))):
+            continue  # not an interval of the topological order: never merged by the executor either
+        if (lib, t, tuple(nodes)) not in known:
+            db.put_verification(key, f"{lib}@{t}:{pos[0]}-{pos[-1] + 1}", True, None)
+            known.add((lib, t, tuple(nodes)))
+            new += 1
+    return new
 
 
 def candidate_key(graph: Graph, cand: SegmentCandidate, sigs: dict[str, str]) -> str:
@@ -293,7 +346,13 @@ class Profiler:
         todo = self._missing(planned)
         s.cached += len(planned) - len(todo)
         advance = progress("measuring converters, fusion and segments", len(todo)) if progress and todo else None
-        self.runner.run_tasks(todo, self.ctx, self.db, s, advance)
+        if self.isolate and isinstance(self.runner, LocalRunner) and any(t.kind in ISOLATED_KINDS for t in todo):
+            self.ctx.isolated = self.measurer.perform_task  # a backend crashing on a segment excludes it
+        try:
+            self.runner.run_tasks(todo, self.ctx, self.db, s, advance)
+        finally:
+            self.ctx.isolated = None
+            self.close()
         s.seconds = time.perf_counter() - t0
         return s
 

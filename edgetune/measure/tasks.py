@@ -62,12 +62,20 @@ class MeasurementTask:
         return self.key, self.shape, self.threads
 
 
+# Tasks that compile a backend's code for a run of nodes it has never seen: a crash there must not end the
+# profile, so where the context has a crash-isolated performer (the profiler's worker process) they run there.
+ISOLATED_KINDS = frozenset({"segment"})
+
+
 class TaskContext:
     """What performing a task needs beyond the task: the graph, its reference samples (computed on first
-    use: only ORT pairs need them, and a fully cached profile should not pay for them) and the time cap."""
+    use: only ORT pairs need them, and a fully cached profile should not pay for them), the time cap and,
+    optionally, `isolated`: where the `ISOLATED_KINDS` run instead of this process (it returns the timing, or
+    the segment's exclusion, a crash of the backend included)."""
 
     def __init__(self, graph: Graph, time_cap_s: float, samples: dict[str, np.ndarray] | None = None) -> None:
         self.graph, self.time_cap_s, self._samples = graph, time_cap_s, samples
+        self.isolated: Callable[[MeasurementTask], Timing | SegmentRejected] | None = None
 
     @property
     def samples(self) -> dict[str, np.ndarray]:
@@ -191,5 +199,19 @@ PERFORMERS: dict[str, Callable[[MeasurementTask, TaskContext], Timing]] = {
 
 
 def perform(task: MeasurementTask, ctx: TaskContext) -> Timing:
-    """Measure one task (nothing is stored here: the caller owns the DB)."""
+    """Measure one task (nothing is stored here: the caller owns the DB); a segment the backend cannot run,
+    or crashed on in the isolated performer, raises SegmentRejected."""
+    if task.kind in ISOLATED_KINDS and ctx.isolated is not None:
+        outcome = ctx.isolated(task)
+        if isinstance(outcome, SegmentRejected):
+            raise outcome
+        return outcome
     return PERFORMERS[task.kind](task, ctx)
+
+
+def perform_here(task: MeasurementTask, ctx: TaskContext) -> Timing | SegmentRejected:
+    """`perform` in this process, the exclusion returned rather than raised (the isolated worker's side)."""
+    try:
+        return PERFORMERS[task.kind](task, ctx)
+    except SegmentRejected as e:
+        return e

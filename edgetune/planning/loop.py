@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from edgetune.device.cpu import describe, library_versions
+from edgetune.device.cpu import describe, fingerprint, library_versions
+from edgetune.device.placement import Placement
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
 from edgetune.graph.reference import default_feeds
@@ -30,7 +31,9 @@ from edgetune.measure.timing import Timing
 from edgetune.planning.candidates import Candidate, compile_candidates, pick_candidates, to_plan, whole_graph_choice
 from edgetune.planning.closed_loop import MAX_ROUNDS, MeasuredPlan, agrees, fit_boundaries, write_fit
 from edgetune.planning.design_space import SpaceInfo, measure_space
+from edgetune.planning.on_demand import measure_proposed
 from edgetune.planning.peer_accuracy import budget_peers, native_precisions, peer_accuracies
+from edgetune.planning.placement import choose_placement, placed_plan
 from edgetune.planning.precision import PrecisionData, PrecisionPoint, PrecisionSearch, search_precision
 from edgetune.planning.report_data import (
     comparison_rows,
@@ -118,6 +121,7 @@ class Outcome:
     loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds (closed_loop.py)
     precision: PrecisionSearch | None = None  # the precision search, where data was given (precision.py)
     peer_accuracy: dict[str, dict[str, Any]] = field(default_factory=dict)  # int8 peers on the same split
+    placement: dict[str, Any] | None = None  # CPUs with core clusters: each placement measured (placement.py)
 
 
 def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profile_summary: ProfileSummary,
@@ -135,6 +139,8 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profil
     spaces, searches, outcome = close_the_loop(src, db, cfg, spaces, searches, outcome, feeds, console)
     if data is not None:
         outcome = choose_precision(src, cfg, spaces.search, outcome, data, feeds, console)
+    outcome.placement, outcome.best.executor = choose_placement(
+        graph, outcome.best.executor, feeds, fingerprint().get("clusters") or [], cfg.compare_time_cap_s / 2, console)
     outcome.executor["timeline"] = step_times(outcome.best.executor, feeds)  # once, for the plan chosen
     plan_path = save_plan(graph, spaces.search, outcome, cfg, out_dir, db)
     points, notes = pareto_points(spaces.search, spaces.front, outcome.best.choice)
@@ -227,8 +233,10 @@ def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spa
         console.print(f"closing the loop, round {round_no}: chosen plan predicted {outcome.best.predicted_ms:.2f} ms, "
                       f"measured {best_ms:.2f} ms; boundary costs fitted to {fit.plans} measured plans (RMS error "
                       f"{fit.residual_before_ms:.2f} -> {fit.residual_after_ms:.2f} ms), searching again...")
+        entry["proposed_segments"] = measure_proposed(src.graph, db, spaces.search, outcome.cands, cfg.threads,
+                                                      cfg.profile_time_cap_s, console)
         refit = build_spaces(src.graph, db, cfg, _Quiet())
-        if not _same_options(spaces.search, refit.search):
+        if not _extends_options(spaces.search, refit.search):
             entry["stop"] = "the design space changed under the refit (options differ): stopped"
             break
         spaces = refit
@@ -260,8 +268,11 @@ def _measured_plans(outcome: Outcome) -> list[MeasuredPlan]:
     return out
 
 
-def _same_options(a: DesignSpace, b: DesignSpace) -> bool:
-    return [[o.key for o in opts] for opts in a.options] == [[o.key for o in opts] for opts in b.options]
+def _extends_options(a: DesignSpace, b: DesignSpace) -> bool:
+    """Whether `b` offers every option of `a` at the same index per node (segments measured on demand come
+    after the others), so that the choices of plans measured in `a` mean the same plans in `b`."""
+    return len(a.options) == len(b.options) and all(
+        [o.key for o in old] == [o.key for o in new[:len(old)]] for old, new in zip(a.options, b.options, strict=True))
 
 
 def _new_candidates(graph: Graph, space: DesignSpace, searches: Searches, cfg: TuneConfig, outcome: Outcome,
@@ -404,6 +415,10 @@ def save_plan(graph: Graph, space: DesignSpace, outcome: Outcome, cfg: TuneConfi
         "precisions": list(cfg.precisions), "budget": cfg.budget,
     })
     plan.ort_spin = best.executor.ort_spin
+    if best.executor.plan.placement is not None:
+        where = best.executor.plan.placement
+        plan = placed_plan(plan, Placement(where["label"], tuple(where["cpus"])))
+        plan.meta["placement"] = outcome.placement
     if best.accuracy is not None and outcome.precision is not None:
         plan.meta["accuracy"] = {**best.accuracy, "budget_points": outcome.precision.budget,
                                  "data": outcome.precision.data}
@@ -439,7 +454,8 @@ def summarize(graph: Graph, cfg: TuneConfig, db: ProfileDB, profile_summary: Pro
                               seconds=profile_summary.seconds, excluded=len(profile_summary.excluded)),
         candidates=[c.row(side.measured(c.name), c is best) for c in outcome.cands],
         comparison=side.rows, verdict=outcome.verdict, executor=outcome.executor, notes=notes, device=describe(),
-        report=None, batch=batch_of(graph), loop=outcome.loop, precision=precision_summary(graph, outcome))
+        report=None, batch=batch_of(graph), loop=outcome.loop, precision=precision_summary(graph, outcome),
+        placement=outcome.placement)
 
 
 def report_for(graph: Graph, cfg: TuneConfig, spaces: Spaces, searches: Searches, outcome: Outcome,

@@ -9,7 +9,8 @@ whole network on real data, not of a node alone. So:
    small ranking subset of the calibration split (as NNCF ranks), no full evaluation;
 3. on each backend that runs QDQ models (ONNX Runtime, OpenVINO), the whole graph with every quantisable
    node int8 is compiled, timed and evaluated on the evaluation split; where it misses the budget, the k most
-   sensitive nodes are kept fp32, k found by bisection (a full evaluation per probe: about log2 of the number
+   sensitive nodes are kept fp32 (after bias correction, then cross-layer equalisation, each kept where it
+   scores better), k found by bisection (a full evaluation per probe: about log2 of the number
    of nodes), first on the backend whose int8 model is fastest, then checked at that k on the others;
 4. bf16 (and f16) float parts where OpenVINO computes them natively on this CPU, evaluated like int8: the
    whole float model, and the fastest int8 configuration within the budget with its float part so;
@@ -39,12 +40,13 @@ from edgetune.kernels import registry
 from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.timing import time_callable
 from edgetune.planning.precision_mix import Reverted, revert_slow_classes
-from edgetune.quant import QuantSpec, bias_corrections, calibrate, node_sensitivity, quantisable_nodes
+from edgetune.quant import QuantSpec, bias_corrections, calibrate, equalize, node_sensitivity, quantisable_nodes
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan, PlanSegment
 
 QDQ_LIBRARIES = ("onnxruntime", "openvino")  # backends that compile a QDQ model into int8 kernels
 RANKING_SAMPLES = 16  # calibration samples the sensitivity proxy runs on
+EQUALIZE_ITERATIONS = 20  # cross-layer equalisation sweeps (chains of convs converge over sweeps)
 QUICK_TIME_S = 1.0  # per configuration, to order the backends (the choice is made end to end)
 Feeds = list[dict[str, np.ndarray]]
 
@@ -216,6 +218,9 @@ def _search_int8(graph: Graph, search: PrecisionSearch, ev: _Evaluator, libs: li
     corrected = _try_bias_correction(graph, search, ev, lead, threads, console)
     if corrected is not None and corrected.meets_budget:
         return
+    equalized = _try_equalization(graph, search, ev, corrected or lead, threads, console)
+    if equalized is not None and equalized.meets_budget:
+        return
     k = _bisect(graph, search, ev, lead.library, threads, console)
     if k is None:
         search.notes.append(f"no int8 configuration on {lead.library} met the budget: the plan stays fp32")
@@ -279,16 +284,42 @@ def _try_bias_correction(graph: Graph, search: PrecisionSearch, ev: _Evaluator, 
     corrections = bias_corrections(model, ev.data.calibration[:RANKING_SAMPLES], search.spec, threads=threads)
     if not corrections:
         return None
-    plain = search.spec
-    search.spec = replace(plain, bias_corrections=corrections)
-    point = _try(graph, search, ev, lead.library, threads, search.order, "fp32", 0, console, " + bias correction")
-    if point is None or point.evaluation.value < lead.evaluation.value:
-        search.spec = plain
-        search.notes.append("bias correction did not improve all-int8 accuracy: not used")
+    return _keep_if_better(graph, search, ev, lead, replace(search.spec, bias_corrections=corrections), threads,
+                           console, "bias correction")
+
+
+def _keep_if_better(graph: Graph, search: PrecisionSearch, ev: _Evaluator, base: PrecisionPoint, spec: QuantSpec,
+                    threads: int, console: Any, what: str) -> PrecisionPoint | None:
+    """All-int8 on `base`'s backend with `spec`; it becomes the search's spec where it scores at least as well
+    as `base` (the bisection that follows starts from the better quantisation), and the notes say which."""
+    before, search.spec = search.spec, spec
+    point = _try(graph, search, ev, base.library, threads, search.order, "fp32", 0, console)
+    if point is None or point.evaluation.value < base.evaluation.value:
+        search.spec = before
+        search.notes.append(f"{what} did not improve all-int8 accuracy: not used")
     else:
-        search.notes.append(f"bias correction used: all-int8 on {lead.library} {lead.evaluation.value:.2f} -> "
-                            f"{point.evaluation.value:.2f} %")
+        search.notes.append(f"{what} used: all-int8 on {base.library} {base.evaluation.value:.2f} -> "
+                            f"{point.evaluation.value:.2f}")
     return point
+
+
+def _try_equalization(graph: Graph, search: PrecisionSearch, ev: _Evaluator, best: PrecisionPoint, threads: int,
+                      console: Any) -> PrecisionPoint | None:
+    """All-int8 on the best point's backend after cross-layer equalisation (Nagel et al. 2019: each Conv ->
+    Relu -> Conv pair's channels rescaled to equal ranges, the same float function), calibrated again on the
+    equalised model; kept as the search's spec where it scores better, as bias correction is. None where the
+    model has no equalisable pair."""
+    model = to_onnx(graph)
+    equalized = equalize(model, EQUALIZE_ITERATIONS)
+    if all(a.raw_data == b.raw_data for a, b in zip(model.graph.initializer, equalized.graph.initializer,
+                                                     strict=True)):
+        search.notes.append("cross-layer equalisation: no equalisable Conv -> Relu -> Conv pair")
+        return None
+    spec = replace(calibrate(equalized, ev.data.calibration, threads=threads), equalize_iterations=EQUALIZE_ITERATIONS)
+    if search.spec.bias_corrections:  # corrections of the equalised weights' rounding, not of the original ones
+        spec = replace(spec, bias_corrections=bias_corrections(equalized, ev.data.calibration[:RANKING_SAMPLES], spec,
+                                                                 threads=threads))
+    return _keep_if_better(graph, search, ev, best, spec, threads, console, "cross-layer equalisation")
 
 
 def _bisect(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, threads: int, console: Any) -> int | None:
@@ -307,16 +338,14 @@ def _bisect(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, thr
 
 
 def _try(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, threads: int, int8: Sequence[str],
-         float_precision: str, kept: int, console: Any, suffix: str = "", reverted: tuple[Reverted, ...] = ()
+         float_precision: str, kept: int, console: Any, reverted: tuple[Reverted, ...] = ()
          ) -> PrecisionPoint | None:
     """Compile, time briefly and evaluate one configuration (with the search's current spec); None when the
     backend refuses it."""
     plan = whole_graph_plan(graph, lib, threads, int8, float_precision, search.spec)
-    name = _name(lib, threads, len(int8), float_precision, kept) + (suffix if int8 else "")
+    name = _name(lib, threads, len(int8), float_precision, kept) + (_spec_options(search.spec) if int8 else "")
     if reverted:
         name += f", {' + '.join(r.layer_class for r in reverted)} {float_precision} by speed"
-    if search.spec.bias_corrections and int8 and not suffix:
-        name += " + bias correction"
     try:
         ex = Executor(graph, plan, check=False)
     except Exception as e:  # noqa: BLE001 - a backend refusing a QDQ model excludes the configuration, with why
@@ -332,6 +361,12 @@ def _try(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, thread
     console.print(f"  {name}: {result.describe()}, drop {drop:+.2f} points "
                   f"({'within' if point.meets_budget else 'over'} the budget), ~{quick:.2f} ms")
     return point
+
+
+def _spec_options(spec: QuantSpec) -> str:
+    """What the int8 nodes' quantisation adds to plain calibrated ranges, as a name suffix."""
+    return (" + cross-layer equalisation" if spec.equalize_iterations else "") + \
+        (" + bias correction" if spec.bias_corrections else "")
 
 
 def _name(lib: str, threads: int, n_int8: int, float_precision: str, kept: int) -> str:

@@ -28,6 +28,7 @@ class TuneConfig:
     seed: int = 0
     compare_time_cap_s: float = 20.0
     compare_all_strategies: bool = True
+    profile_time_cap_s: float = 0.2  # per measurement of what the loop measures on demand (the profiler's cap)
 
 
 @dataclass
@@ -128,14 +129,16 @@ class TuneResult:
     batch: int
     loop: list[dict[str, Any]] = field(default_factory=list)  # the closed loop's rounds (planning/closed_loop.py)
     precision: dict[str, Any] | None = None  # the precision search, where --data was given (planning/precision.py)
+    placement: dict[str, Any] | None = None  # on CPUs with core clusters: each placement measured (placement.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (summary.json, `tune --json`); "notes" only when there are some."""
         d = asdict(self)
         if not d["notes"]:
             del d["notes"]
-        if d["precision"] is None:
-            del d["precision"]
+        for optional in ("precision", "placement"):
+            if d[optional] is None:
+                del d[optional]
         return d
 
 

@@ -62,7 +62,9 @@ class QuantSpec:
     """Calibrated ranges per activation tensor (ONNX tensor names of the float model) and how they were
     obtained, and how weights are quantised: `reduce_range` 7-bit (see `maths.INT8_MAX_REDUCED`),
     `per_channel` (else one scale per tensor), `bias_corrections` per node (subtracted from an int8
-    node's bias, `equalize.bias_corrections`)."""
+    node's bias, `equalize.bias_corrections`), `equalize_iterations` > 0: the ranges are of the model after
+    cross-layer equalisation (`equalize.equalize`, that many sweeps), which a variant applies before
+    quantising (0: none)."""
 
     tensors: dict[str, TensorRange]
     percentile: float
@@ -70,6 +72,7 @@ class QuantSpec:
     reduce_range: bool = False
     per_channel: bool = True
     bias_corrections: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    equalize_iterations: int = 0
 
     @property
     def weight_qmax(self) -> int:
@@ -99,6 +102,7 @@ class QuantSpec:
         return {"edgetune_quant_spec": SPEC_FORMAT, "percentile": self.percentile, "samples": self.samples,
                 "reduce_range": self.reduce_range, "per_channel": self.per_channel,
                 "bias_corrections": {k: list(v) for k, v in self.bias_corrections.items()},
+                **({"equalize_iterations": self.equalize_iterations} if self.equalize_iterations else {}),
                 "tensors": {k: v.to_dict() for k, v in self.tensors.items()}}
 
     @classmethod
@@ -112,10 +116,12 @@ class QuantSpec:
         try:
             percentile, samples = float(d["percentile"]), int(d["samples"])
             corrections = {str(k): tuple(float(x) for x in v) for k, v in d.get("bias_corrections", {}).items()}
+            sweeps = int(d.get("equalize_iterations", 0))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EdgetuneError(f"quantisation spec: {type(e).__name__}: {e}") from None
         return cls({k: TensorRange.from_dict(k, v) for k, v in tensors.items()}, percentile, samples,
-                   bool(d.get("reduce_range", False)), bool(d.get("per_channel", True)), corrections)
+                   bool(d.get("reduce_range", False)), bool(d.get("per_channel", True)), corrections,
+                   max(sweeps, 0))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edgetune.device.placement import pinned, usable_cpus
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph, Node
 from edgetune.graph.reference import default_feeds, reference_samples, run_graph, stand_in_input
@@ -106,6 +107,18 @@ def _format_bytes(fmt: Format, shape: tuple[int, ...]) -> int:
     return int(np.prod(shape)) * itemsize
 
 
+def placement_cpus(plan: Plan) -> list[int] | None:
+    """The cpus the plan is placed on, checked against those this process may use (None: not placed)."""
+    if plan.placement is None:
+        return None
+    cpus = list(plan.placement["cpus"])
+    missing = sorted(set(cpus) - usable_cpus())
+    if missing:
+        raise EdgetuneError(f"plan: placed on cpus {cpus} ({plan.placement.get('label', '')}), but this process "
+                            f"may not run on cpu {', '.join(map(str, missing))} (usable: {sorted(usable_cpus())})")
+    return cpus
+
+
 class Executor:
     """Graph + Plan -> prepared steps. `run(feeds)` returns the graph outputs as float32 NCHW arrays."""
 
@@ -142,7 +155,9 @@ class Executor:
         self.startup_bytes: dict[str, int] = {}
         # One scratch arena for every kernel of the plan (steps run one after another, never concurrently).
         self.workspace = Workspace()
-        self._compile()
+        self.cpus = placement_cpus(plan)
+        with pinned(self.cpus):  # the pools libraries create while compiling inherit the placement
+            self._compile()
         self.max_error: float | None = None
         if check:
             self.max_error = self.check_against_reference(check_input)
@@ -301,7 +316,8 @@ class Executor:
             if x.shape != shape:
                 raise EdgetuneError(f"input {name!r} has shape {tuple(x.shape)}, the model expects {shape}")
             slots[slot] = np.ascontiguousarray(x, dtype=dtype)
-        run_steps(program, slots)
+        with pinned(self.cpus):
+            run_steps(program, slots)
         return {name: slots[s] for name, s in self._outputs}
 
     def trace(self, feeds: dict[str, np.ndarray]) -> list[tuple[tuple[Any, ...], Any]]:

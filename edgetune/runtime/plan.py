@@ -133,6 +133,18 @@ def _quantization(raw: Any, path: Path) -> dict[str, Any] | None:
     return raw
 
 
+def _placement(raw: Any, path: Path) -> dict[str, Any] | None:
+    """The plan's "placement" object: {"label": str, "cpus": [int >= 0, ...]} (non-empty)."""
+    if raw is None:
+        return None
+    cpus = raw.get("cpus") if isinstance(raw, dict) else None
+    if not (isinstance(cpus, list) and cpus and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                    for c in cpus) and isinstance(raw.get("label", ""), str)):
+        raise EdgetuneError(f"{path}: not a valid edgetune plan ('placement' must be {{\"label\": text, \"cpus\": "
+                            f"[cpu numbers]}}, got {raw!r})"[:300])
+    return {"label": raw.get("label", ""), "cpus": sorted(set(cpus))}
+
+
 def _choices(nodes: Any, path: Path) -> dict[str, NodeChoice]:
     """The plan's "nodes" object, each entry checked: {"node": {"primitive": str, "threads": int >= 1}}."""
     if not isinstance(nodes, dict):
@@ -169,6 +181,10 @@ class Plan:
     # How the int8 nodes of segments are quantised (edgetune.quant's spec as JSON: per-tensor ranges); None when
     # no segment computes in int8.
     quantization: dict[str, Any] | None = None
+    # The cpus the plan runs on where a CPU has core clusters and a measurement chose some ({"label": "4x
+    # Cortex-A76", "cpus": [4, 5, 6, 7]}, device.placement); None: wherever the OS schedules it. An optional key
+    # of format 3: it changes where the plan runs, never what it computes.
+    placement: dict[str, Any] | None = None
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -235,6 +251,8 @@ class Plan:
             body += f"|ort_spin={self.ort_spin}"
         if self.quantization is not None:
             body += json.dumps(self.quantization, sort_keys=True)
+        if self.placement is not None:
+            body += f"|cpus={self.placement['cpus']}"
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
     # ---- JSON -----------------------------------------------------------------------------
@@ -254,6 +272,7 @@ class Plan:
             "nodes": {k: {"primitive": c.primitive, "threads": c.threads} for k, c in self.choices.items()},
             **({"segments": [s.to_dict() for s in self.segments]} if self.segments is not None else {}),
             **({"quantization": self.quantization} if self.quantization is not None else {}),
+            **({"placement": self.placement} if self.placement is not None else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -291,6 +310,7 @@ class Plan:
             tolerance=d.get("tolerance"), device_id=d.get("device_id", ""), versions_id=d.get("versions_id", ""),
             device=d.get("device", {}), versions=d.get("versions", {}), meta=d.get("meta", {}), ort_spin=ort_spin,
             segments=segments, quantization=_quantization(d.get("quantization"), path),
+            placement=_placement(d.get("placement"), path),
         )
 
     def check_graph(self, graph: Graph, source: str = "plan") -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from edgetune.errors import EdgetuneError
 from edgetune.kernels.library import FP32_SEGMENT, SegmentVariant
-from edgetune.quant import QuantSpec, quantize
+from edgetune.quant import QuantSpec, equalize, quantize
 from edgetune.runtime.plan import Plan, PlanSegment
 
 
@@ -45,6 +45,8 @@ def segment_variant(plan: Plan, seg: PlanSegment) -> SegmentVariant:
 
     def rewrite(model: Any) -> Any:
         present = nodes & {n.name for n in model.graph.node}
+        if spec.equalize_iterations:  # the ranges were calibrated on the equalised float model
+            model = equalize(model, spec.equalize_iterations)
         return quantize(model, spec, sorted(present))
 
     return SegmentVariant(rewrite=rewrite, precision=seg.precision)
