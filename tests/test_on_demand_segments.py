@@ -5,6 +5,7 @@ mean the same plans)."""
 from __future__ import annotations
 
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +13,8 @@ from edgetune.measure.db import ProfileDB, node_signature
 from edgetune.measure.profiler import PROPOSED_KIND, Profiler, keyed_segment_candidates, propose_segments
 from edgetune.planning.design_space import measure_space
 from edgetune.planning.loop import _extends_options
+from edgetune.planning.on_demand import measure_proposed, merged_runs
+from edgetune.runtime.plan import PlanSegment
 from tests.test_plan_segments import _graph
 
 PROPOSAL = ["b1", "c1", "a2", "b2"]  # an interval across two blocks: no enumerated candidate is this run
@@ -77,3 +80,16 @@ def test_the_next_profile_measures_it_whole_and_the_space_offers_it(two_residual
         has = any(o.meta.get("segment_nodes") == PROPOSAL for o in opts)
         assert has == (name in PROPOSAL)
     assert _extends_options(before, after) and not _extends_options(after, before)
+
+
+def test_the_loop_takes_the_runs_its_plans_merged_and_leaves_another_devices_db_alone(two_residuals, profiled):
+    space = measure_space(two_residuals, profiled, [1], {"fp32"}).view({"fp32"})[0]
+    per_node = [next(i for i, o in enumerate(opts) if o.group is None) for opts in space.options]
+    merged = SimpleNamespace(plan=SimpleNamespace(segments=[PlanSegment("onnxruntime", 1, PROPOSAL),
+                                                            PlanSegment("numpy", 1, ["d"])]))
+    cand = SimpleNamespace(executor=merged, plan=None, choice=per_node)
+    outside = SimpleNamespace(executor=merged, plan=object(), choice=per_node)  # a precision configuration
+    assert merged_runs(space, [cand, outside]) == [("onnxruntime", 1, PROPOSAL)]
+    # this DB is keyed by another device ("d"): measuring here would file this CPU's times under it
+    assert measure_proposed(two_residuals, profiled, space, [cand], [1], 0.01, SimpleNamespace(print=print)) == 0
+    assert propose_segments(two_residuals, profiled, [("onnxruntime", 1, PROPOSAL)]) == 1  # nothing was recorded

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from edgetune import device
+from edgetune.device.cpu import fingerprint_id, versions_id
 from edgetune.graph.ir import Graph
 from edgetune.measure.db import ProfileDB
 from edgetune.measure.profiler import Profiler, propose_segments
@@ -39,7 +39,7 @@ def measure_proposed(graph: Graph, db: ProfileDB, space: DesignSpace, cands: Seq
                      time_cap_s: float, console: Any) -> int:
     """Remember the candidates' merged runs not measured whole and measure them (only what the DB lacks);
     returns how many runs were new."""
-    if (db.device_id, db.versions_id) != (device.fingerprint_id(), device.versions_id()):
+    if (db.device_id, db.versions_id) != (fingerprint_id(), versions_id()):
         return 0  # the DB holds another device's measurements (a fleet's boards): this CPU must not add to it
     new = propose_segments(graph, db, merged_runs(space, cands))
     if new:
