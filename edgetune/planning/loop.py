@@ -212,9 +212,10 @@ def measure_and_choose(src: ModelSource, cands: list[Candidate], cfg: TuneConfig
 
 def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spaces, searches: Searches,
                    outcome: Outcome, feeds: dict[str, np.ndarray], console: Any) -> tuple[Spaces, Searches, Outcome]:
-    """Until the chosen plan's prediction agrees with its measurement (planning/closed_loop.py): fit the
-    boundary costs to every plan measured so far, write them to the DB, search again, measure the plans the
-    search now prefers beside the current best, and take the faster. A changed choice is measured once more
+    """Until the chosen plan's prediction agrees with its measurement (planning/closed_loop.py) and every run
+    the measured plans merged is measured whole (planning/on_demand.py): fit the boundary costs to every plan
+    measured so far, write them to the DB, search again, measure the plans the search now prefers beside the
+    current best, and take the faster. A changed choice is measured once more
     side by side with the peers, so that the verdict compares one run."""
     first_best = outcome.best
     for round_no in range(1, MAX_ROUNDS + 1):
@@ -222,7 +223,9 @@ def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spa
         entry: dict[str, Any] = {"round": round_no, "chosen": outcome.best.name,
                                  "predicted_ms": outcome.best.predicted_ms, "measured_ms": best_ms}
         outcome.loop.append(entry)
-        if agrees(outcome.best.predicted_ms, best_ms):
+        entry["proposed_segments"] = measure_proposed(src.graph, db, spaces.search, outcome.cands, cfg.threads,
+                                                      cfg.profile_time_cap_s, console)
+        if agrees(outcome.best.predicted_ms, best_ms) and not entry["proposed_segments"]:
             entry["stop"] = "the chosen plan's prediction agrees with its measurement"
             break
         plans = _measured_plans(outcome)
@@ -233,8 +236,6 @@ def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spa
         console.print(f"closing the loop, round {round_no}: chosen plan predicted {outcome.best.predicted_ms:.2f} ms, "
                       f"measured {best_ms:.2f} ms; boundary costs fitted to {fit.plans} measured plans (RMS error "
                       f"{fit.residual_before_ms:.2f} -> {fit.residual_after_ms:.2f} ms), searching again...")
-        entry["proposed_segments"] = measure_proposed(src.graph, db, spaces.search, outcome.cands, cfg.threads,
-                                                      cfg.profile_time_cap_s, console)
         refit = build_spaces(src.graph, db, cfg, _Quiet())
         if not _extends_options(spaces.search, refit.search):
             entry["stop"] = "the design space changed under the refit (options differ): stopped"
