@@ -10,6 +10,7 @@ import torch
 
 from edgetune.graph.ir import Activation, Graph, Node, Value
 from edgetune.kernels.base import PrepareContext
+from edgetune.kernels.libraries.torch.conv import bf16_unavailable
 from edgetune.kernels.registry import get, unavailable
 from tests.conv_cases import LAYER_CASES as CASES
 from tests.conv_cases import conv_case, ref_act, ref_conv, rel_err
@@ -290,3 +291,38 @@ def test_int8_engine_switch_between_calls():
     ks = [get(n).prepare(node, ctx) for n in INT8_OK]
     for k in ks + ks:
         assert rel_err(k(x)[0], ref) < 0.05
+
+
+# ---- bf16 (only where the CPU computes it natively) -------------------------------------------------
+
+BF16 = ["conv.onednn.torch.bf16", "gemm.torch.bf16"]
+
+
+def test_bf16_primitives_exist_exactly_where_the_cpu_has_native_bf16():
+    """AVX512-BF16/AMX (or Arm BF16): registered; elsewhere unavailable, saying why (oneDNN would emulate)."""
+    why = bf16_unavailable()
+    for name in BF16:
+        if why is None:
+            assert get(name).precision == "bf16" and name not in unavailable()
+        else:
+            assert unavailable()[name] == why
+
+
+@pytest.mark.parametrize("case", ["3x3", "depthwise", "asym", "7x7s2"])
+def test_bf16_conv_within_its_tolerance_with_half_the_weights(case):
+    if "conv.onednn.torch.bf16" in unavailable():
+        pytest.skip(unavailable()["conv.onednn.torch.bf16"])
+    g, node, x, ref = conv_case(**CASES[case])
+    y, kernel = run_prim("conv.onednn.torch.bf16", g, node, x)
+    assert y.dtype == np.float32 and rel_err(y, ref) < get("conv.onednn.torch.bf16").tolerance
+    assert rel_err(y, ref) > 1e-6  # it does compute in bf16: not an fp32 kernel under another name
+    assert kernel.weight_bytes < node_weights_bytes(g) * 0.6
+
+
+def test_bf16_gemm_within_its_tolerance():
+    if "gemm.torch.bf16" in unavailable():
+        pytest.skip(unavailable()["gemm.torch.bf16"])
+    g, node, a, ref = gemm_case("Gemm", trans_b=1)
+    k = get("gemm.torch.bf16").prepare(node, PrepareContext(g))
+    y = k(a)[0]
+    assert y.dtype == np.float32 and y.shape == ref.shape and rel_err(y, ref) < get("gemm.torch.bf16").tolerance

@@ -106,8 +106,9 @@ def run_profile(graph: Any, args: argparse.Namespace, this_kind_only: bool = Fal
 def _profile(graph: Any, args: argparse.Namespace, runner: FleetRunner | None) -> tuple[Any, Any]:
     """The profile itself: here, or on the boards of `runner` (the DB keyed by their kind and versions)."""
     db = ProfileDB(args.db, runner.device_id, runner.versions_id) if runner else ProfileDB(args.db)
-    time_cap = DEFAULT_TIME_CAP_S if args.time_cap is None else args.time_cap
-    timeout = DEFAULT_KERNEL_TIMEOUT_S if args.kernel_timeout is None else args.kernel_timeout
+    # getattr: bench/ scripts call run_profile with only the flags they set
+    time_cap = getattr(args, "time_cap", None) or DEFAULT_TIME_CAP_S
+    timeout = getattr(args, "kernel_timeout", None) or DEFAULT_KERNEL_TIMEOUT_S
     threads = runner.thread_counts() if runner and not args.threads else thread_counts(args.threads)
     prof = Profiler(graph, db, threads, time_cap_s=time_cap, kernel_timeout_s=timeout, runner=runner)
     bars: list[Any] = []

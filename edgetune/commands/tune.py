@@ -26,7 +26,7 @@ from edgetune.search import STRATEGIES, strategy_help
 from edgetune.search.objective import OBJECTIVES
 from edgetune.user_model import DEFAULT_MODEL, add_model_arguments, open_model_args
 
-PRECISIONS = ("fp32", "fp16w", "int8")
+PRECISIONS = ("fp32", "fp16w", "bf16", "int8")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -213,7 +213,8 @@ class Primitive(ABC):
     """One way to run one kind of node. Subclasses set the class attributes and implement the methods.
 
     name: unique, "<op family>.<algorithm>.<library>[.<variant>]", e.g. "conv.im2col.numpy".
-    precision: "fp32", "fp16w" (fp16 weight storage, fp32 compute) or "int8".
+    precision: "fp32", "fp16w" (fp16 weight storage, fp32 compute), "bf16" (bf16 weights and compute, fp32
+    in and out) or "int8".
     tolerance: the largest relative error (max |out - ref| / max |ref|) accepted by verification.
     fuses: consecutive nodes on fusable primitives of one library run as one segment kernel.
     measure_last: the profiler times it after the node's other candidates, so that the node's best time

@@ -31,6 +31,7 @@ from edgetune.measure.timing import Timing
 from edgetune.planning.candidates import Candidate, compile_candidates, pick_candidates, to_plan, whole_graph_choice
 from edgetune.planning.closed_loop import MAX_ROUNDS, MeasuredPlan, agrees, fit_boundaries, write_fit
 from edgetune.planning.design_space import SpaceInfo, measure_space
+from edgetune.planning.node_precision import node_precision_plans
 from edgetune.planning.on_demand import measure_proposed
 from edgetune.planning.peer_accuracy import budget_peers, native_precisions, peer_accuracies
 from edgetune.planning.placement import choose_placement, placed_plan
@@ -138,7 +139,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profil
     outcome = measure_and_choose(src, cands, cfg, feeds, console)
     spaces, searches, outcome = close_the_loop(src, db, cfg, spaces, searches, outcome, feeds, console)
     if data is not None:
-        outcome = choose_precision(src, cfg, spaces.search, outcome, data, feeds, console)
+        outcome = choose_precision(src, cfg, spaces.search, outcome, data, feeds, console, db)
     outcome.placement, outcome.best.executor = choose_placement(
         graph, outcome.best.executor, feeds, fingerprint().get("clusters") or [], cfg.compare_time_cap_s / 2, console)
     outcome.executor["timeline"] = step_times(outcome.best.executor, feeds)  # once, for the plan chosen
@@ -323,14 +324,15 @@ def _confirm(src: ModelSource, cfg: TuneConfig, outcome: Outcome, feeds: dict[st
 
 
 def choose_precision(src: ModelSource, cfg: TuneConfig, space: DesignSpace, outcome: Outcome, data: PrecisionData,
-                     feeds: dict[str, np.ndarray], console: Any) -> Outcome:
+                     feeds: dict[str, np.ndarray], console: Any, db: ProfileDB | None = None) -> Outcome:
     """The precision search (planning/precision.py) from the fp32 plan the loop chose; every configuration
     that met the budget is measured end to end beside that plan, the BLAS baseline and the peers (the int8
     peers calibrated on the same calibration split, their accuracy measured on the same evaluation split);
     the fastest measured plan within the budget is chosen, fp32 when no lower precision pays."""
     threads = max(cfg.threads)
     fp32 = outcome.best
-    search = search_precision(src.graph, data, threads, console, fp32.executor.run, native_precisions())
+    per_node = node_precision_plans(src.graph, db, cfg.threads, cfg.objective) if db is not None else []
+    search = search_precision(src.graph, data, threads, console, fp32.executor.run, native_precisions(), per_node)
     fp32.accuracy = {"metric": search.reference.metric, "value": search.reference.value, "drop": 0.0,
                      "meets_budget": True}
     cands = [_precision_candidate(src.graph, space, p, fp32) for p in _fastest_passing(search)]

@@ -17,7 +17,9 @@ whole network on real data, not of a node alone. So:
 5. per backend, from its fastest int8 configuration within the budget, the classes of layers whose int8
    form measures slower (whole model timed both ways, so the Q/DQ boundaries count) go back to float
    (precision_mix.py), and the result is evaluated like the others;
-6. every configuration that meets the budget goes to the end-to-end measurement beside the fp32 plan and
+6. plans with per-node float precisions from the measured design space (node_precision.py: bf16 primitives
+   where the optimum takes them), evaluated like the others;
+7. every configuration that meets the budget goes to the end-to-end measurement beside the fp32 plan and
    the peers; the loop keeps the fastest measured one. A configuration that misses the budget is never a
    candidate: the budget is checked on the measured accuracy, never on the proxy.
 
@@ -44,6 +46,7 @@ from edgetune.quant import QuantSpec, bias_corrections, calibrate, equalize, nod
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan, PlanSegment
 
+PER_NODE = "per-node"  # the "library" of configurations whose nodes run on primitives of several libraries
 QDQ_LIBRARIES = ("onnxruntime", "openvino")  # backends that compile a QDQ model into int8 kernels
 RANKING_SAMPLES = 16  # calibration samples the sensitivity proxy runs on
 EQUALIZE_ITERATIONS = 20  # cross-layer equalisation sweeps (chains of convs converge over sweeps)
@@ -114,6 +117,9 @@ class PrecisionSearch:
         int8 = set(point.int8) if point else set()
         by_speed = {n: r for r in (point.reverted if point else ()) for n in r.nodes}
         fp = point.float_precision if point else "fp32"
+        if point is not None and point.library == PER_NODE:
+            return {n.name: f"{_precision_of(point.plan, n.name)}: per-node choice of the measured design space's "
+                            "exact optimum with bf16 allowed" for n in graph.nodes}
         out = {}
         for n in graph.nodes:
             if n.name not in rank:
@@ -136,6 +142,14 @@ class PrecisionSearch:
                 "full_evaluations": self.evaluations, "data": self.data, "notes": self.notes,
                 "calibration_methods": self.spec.methods(), "seconds": self.seconds,
                 "points": [p.to_dict() for p in self.points]}
+
+
+def _precision_of(plan: Plan, node: str) -> str:
+    """The precision of the primitive `plan` runs `node` on."""
+    try:
+        return registry.get(plan.choices[node].primitive).precision
+    except KeyError:
+        return "fp32"
 
 
 def whole_graph_plan(graph: Graph, library: str, threads: int, int8: Sequence[str], float_precision: str,
@@ -173,9 +187,10 @@ class _Evaluator:
 
 
 def search_precision(graph: Graph, data: PrecisionData, threads: int, console: Any,
-                     fp32_run: Callable[[dict[str, np.ndarray]], Any], precisions_native: Sequence[str] = ()
-                     ) -> PrecisionSearch:
-    """Steps 1-4 of the module's docstring; `fp32_run` runs the float model (the reference)."""
+                     fp32_run: Callable[[dict[str, np.ndarray]], Any], precisions_native: Sequence[str] = (),
+                     per_node: Sequence[tuple[str, Plan, float]] = ()) -> PrecisionSearch:
+    """Steps 1-6 of the module's docstring; `fp32_run` runs the float model (the reference); `per_node`:
+    plans of the design space with per-node float precisions (planning/node_precision.py), evaluated too."""
     t0 = time.perf_counter()
     model = to_onnx(graph)
     ev = _Evaluator(graph, data, np.zeros(0))
@@ -197,6 +212,8 @@ def search_precision(graph: Graph, data: PrecisionData, threads: int, console: A
     _search_int8(graph, search, ev, libs, threads, console)
     _search_native_float(graph, search, ev, libs, threads, precisions_native, console)
     _mix_by_speed(graph, search, ev, threads, console)
+    for name, plan, _predicted in per_node:
+        _try_plan(search, ev, name, plan, console)
     search.evaluations = ev.count
     search.seconds = time.perf_counter() - t0
     return search
@@ -346,19 +363,34 @@ def _try(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, thread
     name = _name(lib, threads, len(int8), float_precision, kept) + (_spec_options(search.spec) if int8 else "")
     if reverted:
         name += f", {' + '.join(r.layer_class for r in reverted)} {float_precision} by speed"
+    return _evaluated(search, ev, PrecisionPoint(name, lib, threads, float_precision, tuple(int8), kept,
+                                                 Evaluation("", 0.0, 0), 0.0, 0.0, False, plan, reverted), console)
+
+
+def _try_plan(search: PrecisionSearch, ev: _Evaluator, name: str, plan: Plan, console: Any) -> PrecisionPoint | None:
+    """A plan made elsewhere (per-node float precisions from the design space), compiled, timed briefly and
+    evaluated like the whole-graph configurations; library "per-node", float precision its lowest one."""
+    floats = [p for p in ("bf16", "f16", "fp16w") if p in plan.precisions]
+    threads = max(c.threads for c in plan.choices.values())
+    return _evaluated(search, ev, PrecisionPoint(name, PER_NODE, threads, floats[0] if floats else "fp32", (), 0,
+                                                 Evaluation("", 0.0, 0), 0.0, 0.0, False, plan), console)
+
+
+def _evaluated(search: PrecisionSearch, ev: _Evaluator, draft: PrecisionPoint, console: Any) -> PrecisionPoint | None:
+    """`draft` (its evaluation and timing still empty) compiled, timed briefly and evaluated on the evaluation
+    split; None, with why in the notes, where the backend refuses its plan."""
     try:
-        ex = Executor(graph, plan, check=False)
-    except Exception as e:  # noqa: BLE001 - a backend refusing a QDQ model excludes the configuration, with why
-        search.notes.append(f"{name}: not compiled ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        ex = Executor(ev.graph, draft.plan, check=False)
+    except Exception as e:  # noqa: BLE001 - a backend refusing a configuration excludes it, with why
+        search.notes.append(f"{draft.name}: not compiled ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
         return None
     feeds = ev.data.evaluation[0]
     quick = time_callable(lambda: ex.run(feeds), time_cap_s=QUICK_TIME_S, max_runs=100).median_ms
     result = ev.evaluate(ex)
     drop = accuracy_drop(search.reference, result)
-    point = PrecisionPoint(name, lib, threads, float_precision, tuple(int8), kept, result, drop, quick,
-                           drop <= search.budget + 1e-9, plan, reverted)
+    point = replace(draft, evaluation=result, drop=drop, quick_ms=quick, meets_budget=drop <= search.budget + 1e-9)
     search.points.append(point)
-    console.print(f"  {name}: {result.describe()}, drop {drop:+.2f} points "
+    console.print(f"  {point.name}: {result.describe()}, drop {drop:+.2f} points "
                   f"({'within' if point.meets_budget else 'over'} the budget), ~{quick:.2f} ms")
     return point
 
