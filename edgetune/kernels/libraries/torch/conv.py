@@ -124,6 +124,29 @@ def torch_input(x: np.ndarray, nhwc: bool, pre: list[int] | None) -> torch.Tenso
     return F.pad(t, pre) if pre is not None else t
 
 
+def pointwise_kernel(node: Node, graph: Graph, conv: Callable[..., torch.Tensor], nhwc: bool = False,
+                     **sizes: int) -> Kernel:
+    """The run the oneDNN pointwise convolutions share (fp32 prepacked, fp16w, bf16): the input as torch takes
+    it (asymmetric padding first), `conv(t, pad, strides, dilations, groups, attr, scalars)` computing the conv
+    with the activation oneDNN fuses, any other activation after, fp32 NCHW (or NHWC) numpy out; `sizes`: the
+    kernel's weight/workspace bytes."""
+    cp = conv_geometry(node, graph)
+    geometry = (cp["torch_pad"], list(cp["strides"]), list(cp["dilations"]), cp["group"])
+    fused = onednn_attr(node.activation)
+    attr, scalars = fused if fused else ("none", [])
+    after = None if fused else node.activation
+    pre = cp["pre_pad"]
+
+    def run(x: np.ndarray) -> list[Any]:
+        with torch.inference_mode():
+            y = conv(torch_input(x, nhwc, pre), *geometry, attr, scalars)
+            if after is not None:
+                torch_activation(y, after)
+            return [nhwc_out(y) if nhwc else y.contiguous().numpy()]
+
+    return FunctionKernel(run, **sizes)
+
+
 def symmetric_pads(node: Node) -> bool:
     """Top equals bottom and left equals right: what kernels without a separate padding step need."""
     t, l, b, r = node.attr("pads", (0, 0, 0, 0))
@@ -173,24 +196,11 @@ class OneDNNConv(_TorchConv):
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         cp = conv_geometry(node, ctx.graph)
         w, b = conv_tensors(node, ctx.graph)
-        pad, st, dil, g = cp["torch_pad"], list(cp["strides"]), list(cp["dilations"]), cp["group"]
         with torch.inference_mode():
-            wr = _REORDER(w, pad, st, dil, g, cp["padded_shape"])
-        fused = onednn_attr(node.activation)
-        attr, scalars = fused if fused else ("none", [])
-        after = None if fused else node.activation
-        pre = cp["pre_pad"]
-        nhwc = self.layout == "NHWC"
-
-        def run(x: np.ndarray) -> list[Any]:
-            with torch.inference_mode():
-                t = torch_input(x, nhwc, pre)
-                y = _POINTWISE(t, wr, b, pad, st, dil, g, attr, scalars, None)
-                if after is not None:
-                    torch_activation(y, after)
-                return [nhwc_out(y) if nhwc else y.contiguous().numpy()]
-
-        return FunctionKernel(run, weight_bytes=nbytes(w, b))
+            wr = _REORDER(w, cp["torch_pad"], list(cp["strides"]), list(cp["dilations"]), cp["group"],
+                          cp["padded_shape"])
+        return pointwise_kernel(node, ctx.graph, lambda t, *geometry: _POINTWISE(t, wr, b, *geometry, None),
+                                nhwc=self.layout == "NHWC", weight_bytes=nbytes(w, b))
 
 
 class OneDNNBlockedConv(_TorchConv):
@@ -243,26 +253,10 @@ class OneDNNFp16wConv(_TorchConv):
         return None if _POINTWISE is not None else "torch.ops.mkldnn pointwise conv missing"
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
-        cp = conv_geometry(node, ctx.graph)
         w, b = conv_tensors(node, ctx.graph)
         w16 = w.half()
-        pad, st, dil, g = cp["torch_pad"], list(cp["strides"]), list(cp["dilations"]), cp["group"]
-        fused = onednn_attr(node.activation)
-        attr, scalars = fused if fused else ("none", [])
-        after = None if fused else node.activation
-        pre = cp["pre_pad"]
-
-        def run(x: np.ndarray) -> list[Any]:
-            with torch.inference_mode():
-                t = torch.from_numpy(x)
-                if pre is not None:
-                    t = F.pad(t, pre)
-                y = _POINTWISE(t, w16.float(), b, pad, st, dil, g, attr, scalars, None)
-                if after is not None:
-                    torch_activation(y, after)
-                return [y.contiguous().numpy()]
-
-        return FunctionKernel(run, weight_bytes=nbytes(w16, b), workspace_bytes=nbytes(w))
+        return pointwise_kernel(node, ctx.graph, lambda t, *geometry: _POINTWISE(t, w16.float(), b, *geometry, None),
+                                weight_bytes=nbytes(w16, b), workspace_bytes=nbytes(w))
 
 
 # ---- bf16 (what torch.autocast does on CPU: bf16 inputs and weights, oneDNN's AMX/AVX512-BF16 kernels) ----
@@ -290,26 +284,11 @@ class OneDNNBf16Conv(_TorchConv):
         return bf16_unavailable()
 
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
-        cp = conv_geometry(node, ctx.graph)
         w, b = conv_tensors(node, ctx.graph)
         wb, bb = w.bfloat16(), (b.bfloat16() if b is not None else None)
-        pad, st, dil, g = cp["torch_pad"], list(cp["strides"]), list(cp["dilations"]), cp["group"]
-        fused = onednn_attr(node.activation)
-        attr, scalars = fused if fused else ("none", [])
-        after = None if fused else node.activation
-        pre = cp["pre_pad"]
-
-        def run(x: np.ndarray) -> list[Any]:
-            with torch.inference_mode():
-                t = torch.from_numpy(x)
-                if pre is not None:
-                    t = F.pad(t, pre)
-                y = _POINTWISE(t.bfloat16(), wb, bb, pad, st, dil, g, attr, scalars, None).float()
-                if after is not None:
-                    torch_activation(y, after)
-                return [y.contiguous().numpy()]
-
-        return FunctionKernel(run, weight_bytes=nbytes(wb, bb))
+        return pointwise_kernel(
+            node, ctx.graph, lambda t, *geometry: _POINTWISE(t.bfloat16(), wb, bb, *geometry, None).float(),
+            weight_bytes=nbytes(wb, bb))
 
 
 # ---- native (Slow2d / MKL GEMM) ---------------------------------------------------------------
@@ -442,17 +421,19 @@ class TorchGemm(Primitive):
             return "A must be at least 2-D"
         return None
 
+    compute: torch.dtype = torch.float32  # what the weights are held and the product computed in
+
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         r = gemm_weights(node, ctx.graph)
         assert not isinstance(r, str), r
-        w = torch.from_numpy(r[0])
-        bias = torch.from_numpy(r[1]) if r[1] is not None else None
+        dtype = self.compute
+        w = torch.from_numpy(r[0]).to(dtype)
+        bias = torch.from_numpy(r[1]).to(dtype) if r[1] is not None else None
         act = node.activation
-        linear: Callable[..., torch.Tensor] = F.linear
 
         def run(x: np.ndarray) -> list[Any]:
             with torch.inference_mode():
-                y = linear(torch.from_numpy(x), w, bias)
+                y = F.linear(torch.from_numpy(x).to(dtype), w, bias).float()  # .to/.float: no-ops in fp32
                 torch_activation(y, act)
                 return [y.numpy()]
 
@@ -465,24 +446,10 @@ class TorchBf16Gemm(TorchGemm):
     name = "gemm.torch.bf16"
     precision = "bf16"
     tolerance = 3e-2
+    compute = torch.bfloat16
 
     def available(self) -> str | None:
         return bf16_unavailable()
-
-    def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
-        r = gemm_weights(node, ctx.graph)
-        assert not isinstance(r, str), r
-        w = torch.from_numpy(r[0]).bfloat16()
-        bias = torch.from_numpy(r[1]).bfloat16() if r[1] is not None else None
-        act = node.activation
-
-        def run(x: np.ndarray) -> list[Any]:
-            with torch.inference_mode():
-                y = F.linear(torch.from_numpy(x).bfloat16(), w, bias).float()
-                torch_activation(y, act)
-                return [y.numpy()]
-
-        return FunctionKernel(run, weight_bytes=nbytes(w, bias))
 
 
 PRIMITIVES = [
