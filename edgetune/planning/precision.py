@@ -113,13 +113,13 @@ class PrecisionSearch:
 
     def why(self, point: PrecisionPoint | None, graph: Graph) -> dict[str, str]:
         """Per node of `graph`, the precision `point` gives it and why (fp32 plan: point None)."""
+        if point is not None and point.library == PER_NODE:
+            return {n.name: f"{_precision_of(point.plan, n.name)}: per-node choice of the measured design space's "
+                            "exact optimum with bf16 allowed" for n in graph.nodes}
         rank = {n: i for i, n in enumerate(self.order)}
         int8 = set(point.int8) if point else set()
         by_speed = {n: r for r in (point.reverted if point else ()) for n in r.nodes}
         fp = point.float_precision if point else "fp32"
-        if point is not None and point.library == PER_NODE:
-            return {n.name: f"{_precision_of(point.plan, n.name)}: per-node choice of the measured design space's "
-                            "exact optimum with bf16 allowed" for n in graph.nodes}
         out = {}
         for n in graph.nodes:
             if n.name not in rank:
@@ -171,10 +171,12 @@ def evaluation_logits(run: Callable[[dict[str, np.ndarray]], Any], feeds: Feeds)
 
 
 class _Evaluator:
-    """Runs plans over the evaluation split and counts each full evaluation."""
+    """Runs plans over the evaluation split and counts each full evaluation; holds the float model as ONNX
+    (`to_onnx(graph)`, built once: calibration, bias correction and equalisation all read it)."""
 
     def __init__(self, graph: Graph, data: PrecisionData, reference_logits: np.ndarray) -> None:
         self.graph, self.data, self.reference_logits = graph, data, reference_logits
+        self.model = to_onnx(graph)
         self.count = 1  # the fp32 reference was the first
 
     def logits(self, run: Callable[[dict[str, np.ndarray]], Any]) -> np.ndarray:
@@ -192,8 +194,8 @@ def search_precision(graph: Graph, data: PrecisionData, threads: int, console: A
     """Steps 1-6 of the module's docstring; `fp32_run` runs the float model (the reference); `per_node`:
     plans of the design space with per-node float precisions (planning/node_precision.py), evaluated too."""
     t0 = time.perf_counter()
-    model = to_onnx(graph)
     ev = _Evaluator(graph, data, np.zeros(0))
+    model = ev.model
     ref_logits = ev.logits(fp32_run)
     ev.reference_logits = ref_logits
     reference = evaluate(ref_logits, data.labels, ref_logits)
@@ -297,8 +299,7 @@ def _try_bias_correction(graph: Graph, search: PrecisionSearch, ev: _Evaluator, 
     """All-int8 on the lead backend with bias correction (Nagel et al. 2019: each int8 conv's mean output
     shift, measured on calibration samples, taken off its bias); kept as the search's spec where it scores
     better than without, so that the bisection that follows starts from the better calibration."""
-    model = to_onnx(graph)
-    corrections = bias_corrections(model, ev.data.calibration[:RANKING_SAMPLES], search.spec, threads=threads)
+    corrections = bias_corrections(ev.model, ev.data.calibration[:RANKING_SAMPLES], search.spec, threads=threads)
     if not corrections:
         return None
     return _keep_if_better(graph, search, ev, lead, replace(search.spec, bias_corrections=corrections), threads,
@@ -326,9 +327,8 @@ def _try_equalization(graph: Graph, search: PrecisionSearch, ev: _Evaluator, bes
     Relu -> Conv pair's channels rescaled to equal ranges, the same float function), calibrated again on the
     equalised model; kept as the search's spec where it scores better, as bias correction is. None where the
     model has no equalisable pair."""
-    model = to_onnx(graph)
-    equalized = equalize(model, EQUALIZE_ITERATIONS)
-    if all(a.raw_data == b.raw_data for a, b in zip(model.graph.initializer, equalized.graph.initializer,
+    equalized = equalize(ev.model, EQUALIZE_ITERATIONS)
+    if all(a.raw_data == b.raw_data for a, b in zip(ev.model.graph.initializer, equalized.graph.initializer,
                                                      strict=True)):
         search.notes.append("cross-layer equalisation: no equalisable Conv -> Relu -> Conv pair")
         return None
