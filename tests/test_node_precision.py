@@ -18,6 +18,7 @@ from edgetune.measure.timing import Timing
 from edgetune.planning.node_precision import node_precision_plans
 from edgetune.runtime.executor import Executor
 from tests.graph_cases import mk, vi
+from tests.registered import registered
 
 RNG = np.random.default_rng(5)
 STAND_IN = "conv.bf16_rounding.test"
@@ -49,10 +50,8 @@ class RoundingBf16Conv(ReferencePrimitive):
 
 @pytest.fixture
 def stand_in():
-    registry.load_all()
-    registry.register(RoundingBf16Conv())
-    yield STAND_IN
-    registry.unregister(STAND_IN)
+    with registered(RoundingBf16Conv()):
+        yield STAND_IN
 
 
 def _two_convs():

@@ -11,12 +11,12 @@ from onnx import helper
 from edgetune.device.placement import Placement, pinned, placements, usable_cpus
 from edgetune.errors import EdgetuneError
 from edgetune.graph import load_graph
-from edgetune.kernels import registry
 from edgetune.kernels.base import FunctionKernel, Primitive
 from edgetune.planning.placement import placed_plan
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan
 from tests.graph_cases import mk, vi
+from tests.registered import registered
 
 RK3588 = [{"core": "Cortex-A55", "cpus": [0, 1, 2, 3], "capacity": 414},
           {"core": "Cortex-A76", "cpus": [4, 5, 6, 7], "capacity": 1024}]
@@ -65,12 +65,10 @@ class _AffinityProbe(Primitive):
 @pytest.fixture
 def relu():
     probe = _AffinityProbe()
-    registry.load_all()
-    registry.register(probe)
     graph = load_graph(mk([helper.make_node("Relu", ["x"], ["y"], name="relu")], [vi("x", [1, 8])], [vi("y", None)]),
                        name="relu")
-    yield graph, probe
-    registry.unregister(probe.name)
+    with registered(probe):
+        yield graph, probe
 
 
 def test_a_placed_plan_runs_on_its_cpus_and_round_trips(relu, tmp_path):

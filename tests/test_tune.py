@@ -6,18 +6,16 @@ import sqlite3
 import pytest
 
 from edgetune.cli import main
-from edgetune.kernels import registry
 from edgetune.peers import runtimes as peers
 from edgetune.runtime.plan import Plan
 from tests.faulty_primitives import WRONG, FivePercentWrong
+from tests.registered import registered
 
 
 @pytest.fixture
 def wrong_conv():
-    registry.load_all()
-    registry.register(FivePercentWrong())
-    yield WRONG
-    registry.unregister(WRONG)
+    with registered(FivePercentWrong()):
+        yield WRONG
 
 
 def run_json(capsys, *args):
