@@ -84,6 +84,9 @@ class Graph:
         self.opset = opset
         self.upgraded_from: int | None = None  # the file's opset when the importer upgraded it
         self.example_feeds: dict[str, np.ndarray] | None = None  # user-given inputs (--inputs FILE.npz)
+        # uint8 (scale, zero point) per activation value from a calibration on real data (a plan's
+        # quantisation spec), read by the primitives that keep int8 on their edges (kernels/int8_calib.py)
+        self.activation_qparams: dict[str, tuple[float, int]] | None = None
 
     # ---- lookups -------------------------------------------------------------------------
     def node(self, name: str) -> Node:

@@ -55,8 +55,28 @@ class Format:
 
     @property
     def key(self) -> str:
-        q = f"/q{self.scale:.3g},{self.zero_point}" if self.scale is not None else ""
+        """'NCHW/float32'; a quantised edge adds its parameters ('NCHW/uint8/q0.0235294118,0'), exactly
+        enough that two edges share a key only when one's integers mean the other's values."""
+        q = f"/q{self.scale:.10g},{self.zero_point}" if self.scale is not None else ""
         return f"{self.layout}/{self.dtype}{q}"
+
+    @property
+    def quantised(self) -> bool:
+        return self.scale is not None
+
+    @property
+    def family(self) -> str:
+        """The key without quantisation parameters: what a converter for any such parameters is filed under."""
+        return f"{self.layout}/{self.dtype}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Format:
+        """The format a `key` names (the design space holds options' formats as keys)."""
+        layout, dtype, *rest = key.split("/")
+        if rest and rest[0].startswith("q"):
+            scale, zero_point = rest[0][1:].split(",")
+            return cls(layout, dtype, float(scale), int(zero_point))
+        return cls(layout, dtype)
 
     def __str__(self) -> str:
         return self.key
@@ -219,6 +239,8 @@ class Primitive(ABC):
     fuses: consecutive nodes on fusable primitives of one library run as one segment kernel.
     measure_last: the profiler times it after the node's other candidates, so that the node's best time
     is known and a hopeless kernel stops early.
+    graph_calibrated: an int8 primitive whose quantisation parameters are the graph's (`Graph.
+    activation_qparams`: a calibration on real data when a plan carries one), not its own stand-in samples'.
     """
 
     name: str = ""
@@ -229,6 +251,7 @@ class Primitive(ABC):
     layout: str = "NCHW"  # fp32 layout of every dynamic input and of the output, unless overridden
     fuses: bool = False  # may join a segment of its library (`Library.segment`, kernels/segments.py)
     measure_last: bool = False  # rarely the best: the profiler times it after the others (early stop)
+    graph_calibrated: bool = False  # int8 with the graph's calibration (kernels/int8_calib.edge_qparams)
 
     def available(self) -> str | None:
         """None when the library can be used on this machine, else why not."""
@@ -269,6 +292,12 @@ class Converter(ABC):
     library: str = ""
     src: Format = FP32
     dst: Format = FP32
+
+    any_parameters: bool = False  # quantises or dequantises with whatever parameters its formats carry
+
+    def bound(self, src: Format, dst: Format) -> Converter:
+        """This converter for `src` -> `dst` of its formats' families (only `any_parameters` ones differ)."""
+        return self
 
     def supports(self, shape: tuple[int, ...]) -> str | None:
         if len(shape) == 4 or self.src.layout == self.dst.layout:

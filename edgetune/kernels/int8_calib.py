@@ -7,10 +7,15 @@ verification errors are comparable and a fix lands in both.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from edgetune.graph.ir import Activation
-from edgetune.kernels.base import PrepareContext
+from edgetune.graph.ir import Activation, Graph
+from edgetune.graph.reference import reference_samples
+from edgetune.kernels.base import Format, PrepareContext
+
+_STAND_IN: weakref.WeakKeyDictionary[Graph, dict[str, tuple[float, int]]] = weakref.WeakKeyDictionary()
 
 
 def relu_like(act: Activation | None) -> bool:
@@ -50,3 +55,28 @@ def quantize_weights(w: np.ndarray, scales: np.ndarray, qmax: int = 127) -> np.n
     """Per-channel symmetric int8 weights (values in [-qmax, qmax])."""
     s = scales.reshape((-1,) + (1,) * (w.ndim - 1))
     return np.clip(np.rint(w / s), -qmax, qmax).astype(np.int8)
+
+
+def edge_qparams(graph: Graph, value: str) -> tuple[float, int]:
+    """The uint8 (scale, zero point) of `value` on an int8 edge. Producer and consumer both read it here, so
+    consecutive int8 nodes agree without a requantisation between them. From the graph's calibration where
+    it has one (a plan's quantisation spec: real data), else from one reference run on the stand-in inputs,
+    computed once per graph (as the other int8 primitives calibrate on those samples)."""
+    table = graph.activation_qparams or {}
+    if value in table:
+        return table[value]
+    standin = _STAND_IN.get(graph)
+    if standin is None:
+        samples = reference_samples(graph)
+        standin = _STAND_IN[graph] = {v: act_qparams(x) for v, x in samples.items()
+                                      if np.issubdtype(np.asarray(x).dtype, np.floating)}
+    try:
+        return standin[value]
+    except KeyError:
+        raise ValueError(f"no calibrated range for value {value!r}") from None
+
+
+def u8_format(graph: Graph, value: str) -> Format:
+    """The format of `value` held as uint8 with its calibrated parameters (NCHW)."""
+    scale, zero_point = edge_qparams(graph, value)
+    return Format("NCHW", "uint8", scale, zero_point)

@@ -22,6 +22,7 @@ from edgetune.kernels.library import Library, ThreadPool
 
 _PRIMITIVES: dict[str, Primitive] = {}
 _CONVERTERS: dict[tuple[str, str], Converter] = {}
+_CONVERTER_FAMILIES: dict[tuple[str, str], Converter] = {}  # quantise/dequantise: any parameters
 _UNAVAILABLE: dict[str, str] = {}
 _LIBRARIES: dict[str, Library] = {}
 _loaded = False
@@ -37,6 +38,8 @@ def register(obj: Primitive | Converter) -> Primitive | Converter:
             _UNAVAILABLE[obj.name] = reason
         else:
             _PRIMITIVES[obj.name] = obj
+    elif obj.any_parameters:
+        _CONVERTER_FAMILIES[(obj.src.family, obj.dst.family)] = obj
     else:
         _CONVERTERS[(obj.src.key, obj.dst.key)] = obj
     return obj
@@ -149,13 +152,20 @@ def candidates(node: Node, graph: Graph) -> list[tuple[Primitive, str | None]]:
 
 
 def converters() -> list[Converter]:
+    """Every converter; a quantising one as registered (its formats' parameters are placeholders)."""
     load_all()
-    return list(_CONVERTERS.values())
+    return [*_CONVERTERS.values(), *_CONVERTER_FAMILIES.values()]
 
 
 def converter(src: Format, dst: Format) -> Converter | None:
+    """The converter from src to dst: one filed under their keys, or, for a quantised edge, the family's
+    converter bound to these formats' parameters."""
     load_all()
-    return _CONVERTERS.get((src.key, dst.key))
+    direct = _CONVERTERS.get((src.key, dst.key))
+    if direct is not None or not (src.quantised or dst.quantised):
+        return direct
+    family = _CONVERTER_FAMILIES.get((src.family, dst.family))
+    return family.bound(src, dst) if family is not None else None
 
 
 def converter_route(src: Format, dst: Format) -> list[Converter] | None:

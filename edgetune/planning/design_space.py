@@ -28,7 +28,7 @@ what this misprices.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,17 +84,19 @@ class MeasuredSpace:
     edges: dict[tuple[int, int], _EdgeTable]
     dispatch_ms_per_step: float
 
-    def kept(self, i: int, precisions: set[str], segments: bool = True) -> list[int]:
+    def kept(self, i: int, precisions: set[str], segments: bool = True,
+             admit: Callable[[Option], bool] | None = None) -> list[int]:
         """Indices of node i's allowed options; [fallback index] when none is allowed."""
         keep = [k for k, o in enumerate(self.options[i])
-                if o.precision in precisions and (segments or o.group is None)]
+                if o.precision in precisions and (segments or o.group is None) and (admit is None or admit(o))]
         return keep or [len(self.options[i])]
 
-    def view(self, precisions: Iterable[str], segments: bool = True) -> tuple[DesignSpace, SpaceInfo]:
-        """The DesignSpace over the options of these precisions (the reference kernel where a node has
-        none), and what it had to fall back on."""
+    def view(self, precisions: Iterable[str], segments: bool = True,
+             admit: Callable[[Option], bool] | None = None) -> tuple[DesignSpace, SpaceInfo]:
+        """The DesignSpace over the options of these precisions that `admit` accepts (the reference kernel
+        where a node has none), and what it had to fall back on."""
         wanted = set(precisions)
-        keep = [self.kept(i, wanted, segments) for i in range(len(self.nodes))]
+        keep = [self.kept(i, wanted, segments, admit) for i in range(len(self.nodes))]
         every = [[*opts, fb] for opts, fb in zip(self.options, self.fallbacks, strict=True)]
         options = [[every[i][k] for k in ks] for i, ks in enumerate(keep)]
         fallbacks = [n for i, n in enumerate(self.nodes) if keep[i] == [len(self.options[i])]]
@@ -257,13 +259,13 @@ def _add_boundary_conversions(o: Option, node: Node, graph: Graph, db: ProfileDB
     """Charge `o` the conversions from the graph's inputs and to its outputs (NCHW fp32) that it needs;
     returns the converters missing from the DB."""
     missing: list[str] = []
-    fmts = [Format(*_parse(k)) for k in o.in_formats]
+    fmts = [Format.from_key(k) for k in o.in_formats]
     for value, fmt in zip(graph.dynamic_inputs(node), fmts, strict=False):
         if value in graph.inputs:
             o.time_ms += _conversion_ms(db, FP32, fmt, graph.shape(value), missing)
     for out in node.outputs:
         if out in graph.outputs:
-            o.time_ms += _conversion_ms(db, Format(*_parse(o.out_format)), FP32, graph.shape(out), missing)
+            o.time_ms += _conversion_ms(db, Format.from_key(o.out_format), FP32, graph.shape(out), missing)
     return missing
 
 
@@ -286,7 +288,7 @@ def _data_edges(graph: Graph, db: ProfileDB, every: list[list[Option]]) -> dict[
                     want = ob.in_formats[pos] if pos < len(ob.in_formats) else FP32.key
                     if want != oa.out_format:
                         missing: list[str] = []
-                        table.cost[a, b] += _conversion_ms(db, Format(*_parse(oa.out_format)), Format(*_parse(want)),
+                        table.cost[a, b] += _conversion_ms(db, Format.from_key(oa.out_format), Format.from_key(want),
                                                            shape, missing)
                         if missing:
                             table.missing.setdefault((a, b), []).extend(missing)
@@ -357,12 +359,6 @@ def _switch_costs(db: ProfileDB, opts_a: list[Option], opts_b: list[Option]) -> 
                 cache[key] = switch_ms(db, key)
             m[a, b] = cache[key]
     return m
-
-
-def _parse(key: str) -> tuple[str, str]:
-    """Format key 'NHWC/float32' -> (layout, dtype) (quantised keys are not edge formats yet)."""
-    layout, dtype = key.split("/")[:2]
-    return layout, dtype
 
 
 def choice_to_plan_choices(space: DesignSpace, choice: list[int]) -> dict[str, tuple[str, int]]:

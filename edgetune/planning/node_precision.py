@@ -1,5 +1,7 @@
-"""Per-node float precision from the measured design space: the exact optimum when nodes may also run in
-bf16 (torch's oneDNN bf16 kernels, as autocast runs them), as one more configuration for the precision search.
+"""Per-node precision from the measured design space: the exact optimum when nodes may also run in bf16
+(torch's oneDNN bf16 kernels, as autocast runs them) or in int8 on uint8 edges (ONNX Runtime's QLinearConv, its
+parameters on the edges' formats: consecutive int8 nodes stay int8, and every quantise / dequantise where
+int8 meets float is a measured converter), as more configurations for the precision search.
 
 Why: OpenVINO's precision hint puts a whole segment in bf16; a per-node bf16 primitive lets the search put
 only the layers where bf16 pays (large convolutions on AMX: ~2x per layer) in bf16, at their measured cost with
@@ -10,13 +12,26 @@ measured on the evaluation split like every configuration: the budget decides, n
 from __future__ import annotations
 
 from edgetune.graph.ir import Graph
+from edgetune.kernels import registry
 from edgetune.measure.db import ProfileDB
 from edgetune.planning.candidates import to_plan
 from edgetune.planning.design_space import measure_space
 from edgetune.runtime.plan import Plan
 from edgetune.search import get_strategy
+from edgetune.search.space import Option
 
-NODE_PRECISIONS = ("bf16",)  # per-node float precisions with primitives of their own (kernels' `precision`)
+NODE_PRECISIONS = ("bf16", "int8")  # per-node precisions with primitives of their own (kernels' `precision`)
+
+
+def _admitted(option: Option) -> bool:
+    """int8 options only of primitives quantising with the graph's calibration (the plan's spec, on real
+    data); the other int8 kernels calibrate on stand-in samples, which says nothing of real accuracy."""
+    if option.precision != "int8":
+        return True
+    try:
+        return registry.get(str(option.meta.get("primitive"))).graph_calibrated
+    except KeyError:
+        return False
 
 
 def node_precision_plans(graph: Graph, db: ProfileDB, threads: list[int], objective: str = "latency"
@@ -26,7 +41,7 @@ def node_precision_plans(graph: Graph, db: ProfileDB, threads: list[int], object
     out = []
     for precision in NODE_PRECISIONS:
         allowed = {"fp32", precision}
-        space = measure_space(graph, db, threads, allowed).view(allowed)[0]
+        space = measure_space(graph, db, threads, allowed).view(allowed, admit=_admitted)[0]
         if not any(o.precision == precision for opts in space.options for o in opts):
             continue
         best = get_strategy("exact").search(space, 1, 0, objective, None)

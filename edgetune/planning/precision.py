@@ -215,6 +215,8 @@ def search_precision(graph: Graph, data: PrecisionData, threads: int, console: A
     _search_native_float(graph, search, ev, libs, threads, precisions_native, console)
     _mix_by_speed(graph, search, ev, threads, console)
     for name, plan, _predicted in per_node:
+        if "int8" in plan.precisions:  # its int8 edges quantise with this calibration (Graph.activation_qparams)
+            plan.quantization = spec.to_dict()
         _try_plan(search, ev, name, plan, console)
     search.evaluations = ev.count
     search.seconds = time.perf_counter() - t0

@@ -28,7 +28,7 @@ from edgetune.kernels.segments import boundary, segment_kernel
 from edgetune.kernels.threads import set_threads
 from edgetune.runtime.kernel_memory import measure_kernel_memory, warm_up_pools
 from edgetune.runtime.plan import Plan, merged_segments
-from edgetune.runtime.quantized import segment_variant
+from edgetune.runtime.quantized import calibrated_graph, segment_variant
 
 
 @dataclass
@@ -138,9 +138,9 @@ class Executor:
         "first..last" for an ORT segment), e.g. from the ProfileDB; `measure_memory`: measure every
         kernel at compile time instead (edgetune.runtime.kernel_memory; compile takes a few calls more
         per kernel), after paying the start-up of the libraries the plan uses (`startup_bytes`)."""
-        self.graph = graph
-        self.plan = plan
         plan.check_graph(graph)
+        self.graph = graph = calibrated_graph(graph, plan)
+        self.plan = plan
         if samples is None and self._needs_samples():
             samples = reference_samples(graph)
         self.samples = samples or {}

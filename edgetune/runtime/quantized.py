@@ -8,11 +8,13 @@ the quantiser that sits above the kernels.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from typing import Any
 
 from edgetune.errors import EdgetuneError
+from edgetune.graph.ir import Graph
 from edgetune.kernels.library import FP32_SEGMENT, SegmentVariant
 from edgetune.quant import QuantSpec, equalize, quantize
 from edgetune.runtime.plan import Plan, PlanSegment
@@ -50,3 +52,15 @@ def segment_variant(plan: Plan, seg: PlanSegment) -> SegmentVariant:
         return quantize(model, spec, sorted(present))
 
     return SegmentVariant(rewrite=rewrite, precision=seg.precision)
+
+
+def calibrated_graph(graph: Graph, plan: Plan) -> Graph:
+    """`graph` carrying the plan's calibrated activation ranges, which the primitives that keep int8 on their
+    edges quantise with (`Graph.activation_qparams`); a shallow copy, so the caller's graph keeps its own.
+    `graph` itself when the plan has no quantisation."""
+    if plan.quantization is None:
+        return graph
+    spec = plan_spec(plan)
+    out = copy.copy(graph)
+    out.activation_qparams = {t: r.qparams() for t, r in spec.tensors.items()}
+    return out

@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels import int8_calib as cal
-from edgetune.kernels.base import Kernel, PrepareContext, Primitive
+from edgetune.kernels.base import Format, Kernel, PrepareContext, Primitive
 from edgetune.kernels.libraries.onnxruntime.prims import (
     activation_nodes,
     initializer_bytes,
@@ -67,41 +67,16 @@ class OrtInt8Conv(Primitive):
     def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
         g = ctx.graph
         xs, xzp, ys, yzp = self._calibrate(node, ctx)
-        w = g.initializers[node.inputs[1]].astype(np.float32)
-        co = w.shape[0]
-        wsc = cal.weight_scales(w)
-        wq = cal.quantize_weights(w, wsc)
-        b = g.initializers.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
-        # int32 bias in units of xs * wsc; channels with near-zero weights can overflow it (such a layer then
-        # fails verification instead of warning about a NaN cast)
-        i32 = np.iinfo(np.int32)
-        bq = np.clip(np.rint((b if b is not None else np.zeros(co)) / (xs * wsc)), i32.min, i32.max).astype(np.int32)
         x, y = node.inputs[0], node.outputs[0]
         conv_attrs = {k: v for k, v in node.attrs.items() if k != "auto_pad"}
-        inits = [
-            _const("xs", np.float32(xs)),
-            _const("xzp", np.uint8(xzp)),
-            _const("ys", np.float32(ys)),
-            _const("yzp", np.uint8(yzp)),
-            _const("ws", wsc.astype(np.float32)),
-            _const("bq", bq),
-        ]
+        wq, wsc, bq = _int8_weights(node, g, xs)
+        co = wq.shape[0]
+        inits = _activation_constants(xs, xzp, ys, yzp) + [_const("ws", wsc.astype(np.float32)), _const("bq", bq)]
         if self.form == "qlinear":
-            if self.uint8_weights:
-                inits += [
-                    _const("wq", (wq.astype(np.int16) + 128).astype(np.uint8)),
-                    _const("wzp", np.full(co, 128, np.uint8)),
-                ]
-            else:
-                inits += [_const("wq", wq), _const("wzp", np.zeros(co, np.int8))]
+            inits += _weight_constants(wq, self.uint8_weights)
             nodes = [
                 helper.make_node("QuantizeLinear", [x, "xs", "xzp"], ["xq"]),
-                helper.make_node(
-                    "QLinearConv",
-                    ["xq", "xs", "xzp", "wq", "ws", "wzp", "ys", "yzp", "bq"],
-                    ["yq"],
-                    **conv_attrs,
-                ),
+                _qlinear_conv("xq", "yq", conv_attrs),
                 helper.make_node("DequantizeLinear", ["yq", "ys", "yzp"], ["yf"]),
             ]
         else:
@@ -125,9 +100,83 @@ class OrtInt8Conv(Primitive):
         return session_kernel(session(model, ctx.threads, "all", ctx.ort_spin), initializer_bytes(model))
 
 
+class OrtInt8EdgeConv(OrtInt8Conv):
+    """int8 conv with uint8 edges: QLinearConv alone, reading and writing uint8 tensors whose parameters are
+    the edges' (`int8_calib.edge_qparams`), so a run of such convolutions stays int8 between them and the
+    design space prices a quantise / dequantise only where int8 meets float. Full-range uint8 activations,
+    so both ends of every edge agree; int8 or uint8 weights (on AVX2 without VNNI, u8s8 saturates and fails
+    verification; u8u8 does not). A fused activation must be ReLU-like: the output's saturation at its
+    calibrated range applies it."""
+
+    graph_calibrated = True
+
+    def __init__(self, name: str, uint8_weights: bool) -> None:
+        super().__init__(name, "qlinear", reduce_range=False, uint8_weights=uint8_weights)
+
+    def supports(self, node: Node, graph: Graph) -> str | None:
+        reason = super().supports(node, graph)
+        if reason is None and node.activation is not None and not cal.relu_like(node.activation):
+            return f"activation {node.activation.op} cannot be applied by uint8 saturation"
+        if reason is None and graph.dtype(node.inputs[0]) != "float32":
+            return "float32 input only"
+        return reason
+
+    def input_formats(self, node: Node, graph: Graph) -> list[Format]:
+        return [cal.u8_format(graph, node.inputs[0])]
+
+    def output_format(self, node: Node, graph: Graph) -> Format:
+        return cal.u8_format(graph, node.outputs[0])
+
+    def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
+        g = ctx.graph
+        x, y = node.inputs[0], node.outputs[0]
+        (xs, xzp), (ys, yzp) = cal.edge_qparams(g, x), cal.edge_qparams(g, y)
+        wq, wsc, bq = _int8_weights(node, g, xs)
+        inits = [*_activation_constants(xs, xzp, ys, yzp), _const("ws", wsc.astype(np.float32)), _const("bq", bq),
+                 *_weight_constants(wq, self.uint8_weights)]
+        conv_attrs = {k: v for k, v in node.attrs.items() if k != "auto_pad"}
+        model = make_model(g, [x], [y], [_qlinear_conv(x, y, conv_attrs)], inits, opset=max(g.opset, 13))
+        for io in (*model.graph.input, *model.graph.output):
+            io.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+        return session_kernel(session(model, ctx.threads, "all", ctx.ort_spin), initializer_bytes(model))
+
+
+def _int8_weights(node: Node, graph: Graph, xs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(per-channel int8 weights, their scales, int32 bias in units of xs * scale) of a conv node."""
+    w = graph.initializers[node.inputs[1]].astype(np.float32)
+    co = w.shape[0]
+    wsc = cal.weight_scales(w)
+    wq = cal.quantize_weights(w, wsc)
+    b = graph.initializers.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    # channels with near-zero weights can overflow the int32 bias (such a layer then fails verification
+    # instead of warning about a NaN cast)
+    i32 = np.iinfo(np.int32)
+    bq = np.clip(np.rint((b if b is not None else np.zeros(co)) / (xs * wsc)), i32.min, i32.max).astype(np.int32)
+    return wq, wsc, bq
+
+
+def _activation_constants(xs: float, xzp: int, ys: float, yzp: int) -> list[onnx.TensorProto]:
+    return [_const("xs", np.float32(xs)), _const("xzp", np.uint8(xzp)),
+            _const("ys", np.float32(ys)), _const("yzp", np.uint8(yzp))]
+
+
+def _weight_constants(wq: np.ndarray, uint8_weights: bool) -> list[onnx.TensorProto]:
+    """QLinearConv's weights and their zero points: int8 (zero 0) or shifted to uint8 (zero 128)."""
+    co = wq.shape[0]
+    if uint8_weights:
+        return [_const("wq", (wq.astype(np.int16) + 128).astype(np.uint8)), _const("wzp", np.full(co, 128, np.uint8))]
+    return [_const("wq", wq), _const("wzp", np.zeros(co, np.int8))]
+
+
+def _qlinear_conv(x: str, y: str, conv_attrs: dict) -> onnx.NodeProto:
+    return helper.make_node("QLinearConv", [x, "xs", "xzp", "wq", "ws", "wzp", "ys", "yzp", "bq"], [y], **conv_attrs)
+
+
 PRIMITIVES = [
     OrtInt8Conv("conv.qlinear_u8s8.ort", "qlinear", reduce_range=False),
     OrtInt8Conv("conv.qlinear_u8s8_rr.ort", "qlinear", reduce_range=True),
     OrtInt8Conv("conv.qlinear_u8u8.ort", "qlinear", reduce_range=False, uint8_weights=True),
     OrtInt8Conv("conv.qdq.ort", "qdq", reduce_range=True),
+    OrtInt8EdgeConv("conv.qlinear_u8s8_edges.ort", uint8_weights=False),
+    OrtInt8EdgeConv("conv.qlinear_u8u8_edges.ort", uint8_weights=True),
 ]

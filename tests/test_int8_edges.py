@@ -1,0 +1,103 @@
+"""int8 on the edges: quantisation parameters on `Format`, the converters that bind them, and ONNX Runtime's
+QLinearConv reading and writing uint8 so that consecutive int8 convolutions stay int8 (issue 12, item 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+from edgetune import zoo
+from edgetune.graph import load_graph
+from edgetune.graph.reference import default_feeds, reference_samples, run_graph
+from edgetune.kernels import int8_calib as cal
+from edgetune.kernels import registry
+from edgetune.kernels.base import FP32, Format
+from edgetune.kernels.verify import verify
+from edgetune.runtime.executor import Executor
+from edgetune.runtime.plan import NodeChoice, Plan
+
+EDGES = "conv.qlinear_u8s8_edges.ort"
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    return load_graph(zoo.build_onnx("resnet20_cifar"), name="resnet20_cifar")
+
+
+def test_a_quantised_format_key_round_trips_and_names_its_family():
+    q = Format("NCHW", "uint8", 0.0235294118, 3)
+    assert q.key == "NCHW/uint8/q0.0235294118,3" and q.quantised and q.family == "NCHW/uint8"
+    assert Format.from_key(q.key) == q and Format.from_key(FP32.key) == FP32 and not FP32.quantised
+
+
+def test_quantise_and_dequantise_bind_the_edge_parameters_and_match_onnx():
+    q = Format("NCHW", "uint8", 0.05, 3)
+    (quant,) = registry.converter_route(FP32, q)
+    (dequant,) = registry.converter_route(q, FP32)
+    assert (quant.name, quant.dst.key, dequant.name, dequant.src.key) == \
+        ("quantize_u8.numpy", q.key, "dequantize_u8.numpy", q.key)
+    x = np.array([-1.0, -0.15, 0.0, 0.025, 0.075, 1.0, 12.6, 20.0], np.float32)
+    y = quant.prepare(x.shape)(x)
+    node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])
+    model = helper.make_model(helper.make_graph(
+        [node], "q", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [8])],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [0.05]), helper.make_tensor("z", TensorProto.UINT8, [], [3])]),
+        opset_imports=[helper.make_opsetid("", 13)])
+    assert y.dtype == np.uint8 and y.tolist() == ReferenceEvaluator(model).run(None, {"x": x})[0].tolist()
+    assert y.tolist() == [0, 0, 3, 3, 5, 23, 255, 255]  # saturates, rounds half to even (0.5 -> 0, 1.5 -> 2)
+    assert np.allclose(dequant.prepare(x.shape)(y), (y.astype(np.float32) - 3) * 0.05)
+
+
+def test_two_parameter_sets_convert_through_float():
+    a, b = Format("NCHW", "uint8", 0.05, 3), Format("NCHW", "uint8", 0.04, 0)
+    assert [(c.name, c.src.key, c.dst.key) for c in registry.converter_route(a, b)] == \
+        [("dequantize_u8.numpy", a.key, FP32.key), ("quantize_u8.numpy", FP32.key, b.key)]
+
+
+def test_producer_and_consumer_of_a_value_declare_the_same_uint8_format(resnet20):
+    prim = registry.get(EDGES)
+    a, b = resnet20.node("/layer1/layer1.0/conv1/Conv"), resnet20.node("/layer1/layer1.0/conv2/Conv")
+    assert a.outputs[0] == b.inputs[0]
+    out, into = prim.output_format(a, resnet20), prim.input_formats(b, resnet20)[0]
+    assert out.key == into.key and out.dtype == "uint8" and out.zero_point == 0  # after a ReLU: zero at 0
+
+
+def test_the_int8_edge_convolution_verifies_like_the_float_edged_one(resnet20):
+    node = resnet20.node("/layer1/layer1.0/conv1/Conv")
+    samples = reference_samples(resnet20)  # the activations both calibrate on
+    edges = verify(registry.get(EDGES), node, resnet20, samples=samples)
+    plain = verify(registry.get("conv.qlinear_u8s8.ort"), node, resnet20, samples=samples)
+    assert edges.ok and plain.ok and edges.rel_error == pytest.approx(plain.rel_error, rel=1e-3)
+
+
+def test_a_plan_keeps_consecutive_int8_convolutions_int8_and_matches_the_reference(resnet20):
+    plan = Plan.builtin("blas", resnet20, threads=1)
+    for n in resnet20.nodes:
+        if n.op == "Conv":
+            plan.choices[n.name] = NodeChoice(EDGES, 1)
+    ex = Executor(resnet20, plan, check=False)
+    kinds = [(s.kind, s.primitive) for s in ex.steps]
+    first = kinds.index(("node", EDGES))
+    assert kinds[first:first + 3] == [("node", EDGES)] * 3  # conv1 -> layer1.0.conv1 -> conv2: no Q/DQ between
+    assert {p for k, p in kinds if k == "convert"} == {"quantize_u8.numpy", "dequantize_u8.numpy"}
+    feeds = default_feeds(resnet20)
+    out = resnet20.outputs[0]
+    y, ref = np.asarray(ex.run(feeds)[out]), run_graph(resnet20, feeds)[out]
+    assert float(np.abs(y - ref).max() / np.abs(ref).max()) < 0.05
+    mem, blas = ex.memory(), Executor(resnet20, Plan.builtin("blas", resnet20, threads=1), check=False).memory()
+    assert mem.weight_bytes_by_precision["int8"] > 0 and mem.weight_bytes < 0.3 * blas.weight_bytes  # int8 at its size
+
+
+def test_a_plan_s_calibration_sets_the_edge_parameters(resnet20):
+    value = resnet20.node("/layer1/layer1.0/conv1/Conv").outputs[0]
+    plan = Plan.builtin("blas", resnet20, threads=1)
+    plan.quantization = {"edgetune_quant_spec": 1, "percentile": 99.99, "samples": 1,
+                         "tensors": {value: {"lo": 0.0, "hi": 2.55, "method": "minmax"}}}
+    plan.choices[resnet20.node("/layer1/layer1.0/conv1/Conv").name] = NodeChoice(EDGES, 1)
+    ex = Executor(resnet20, plan, check=False)
+    assert ex.graph is not resnet20 and resnet20.activation_qparams is None
+    assert cal.edge_qparams(ex.graph, value) == pytest.approx((0.01, 0))
+    assert cal.edge_qparams(resnet20, value) != pytest.approx((0.01, 0))  # the caller's graph: stand-in ranges
