@@ -65,15 +65,21 @@ def edge_qparams(graph: Graph, value: str) -> tuple[float, int]:
     table = graph.activation_qparams or {}
     if value in table:
         return table[value]
-    standin = _STAND_IN.get(graph)
-    if standin is None:
-        samples = reference_samples(graph)
-        standin = _STAND_IN[graph] = {v: act_qparams(x) for v, x in samples.items()
-                                      if np.issubdtype(np.asarray(x).dtype, np.floating)}
     try:
-        return standin[value]
+        return stand_in_qparams(graph)[value]
     except KeyError:
         raise ValueError(f"no calibrated range for value {value!r}") from None
+
+
+def stand_in_qparams(graph: Graph, samples: dict[str, np.ndarray] | None = None) -> dict[str, tuple[float, int]]:
+    """Per float value, the uint8 parameters of its reference activation on the stand-in inputs, computed
+    once per graph; `samples`: that reference run when the caller has already made it (the executor does)."""
+    standin = _STAND_IN.get(graph)
+    if standin is None:
+        samples = reference_samples(graph) if samples is None else samples
+        standin = _STAND_IN[graph] = {v: act_qparams(x) for v, x in samples.items()
+                                      if np.issubdtype(np.asarray(x).dtype, np.floating)}
+    return standin
 
 
 def u8_format(graph: Graph, value: str) -> Format:

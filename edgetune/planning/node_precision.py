@@ -39,9 +39,9 @@ def node_precision_plans(graph: Graph, db: ProfileDB, threads: list[int], object
     """(name, plan, predicted ms) of the design space's exact optimum with each per-node precision allowed
     beside fp32, where the profile measured some node in it and the optimum uses it."""
     out = []
+    measured = measure_space(graph, db, threads, {"fp32", *NODE_PRECISIONS})  # the DB read once, viewed per precision
     for precision in NODE_PRECISIONS:
-        allowed = {"fp32", precision}
-        space = measure_space(graph, db, threads, allowed).view(allowed, admit=_admitted)[0]
+        space = measured.view({"fp32", precision}, admit=_admitted)[0]
         if not any(o.precision == precision for opts in space.options for o in opts):
             continue
         best = get_strategy("exact").search(space, 1, 0, objective, None)

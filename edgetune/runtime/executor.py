@@ -22,6 +22,7 @@ from edgetune.graph.ir import Graph, Node
 from edgetune.graph.reference import default_feeds, reference_samples, run_graph, stand_in_input
 from edgetune.kernels import registry
 from edgetune.kernels.base import FP32, Format, Kernel, PrepareContext, Workspace
+from edgetune.kernels.int8_calib import stand_in_qparams
 from edgetune.kernels.libraries.onnxruntime.spin import SPIN_MODES
 from edgetune.kernels.library import ThreadPool
 from edgetune.kernels.segments import boundary, segment_kernel
@@ -143,6 +144,7 @@ class Executor:
         self.plan = plan
         if samples is None and self._needs_samples():
             samples = reference_samples(graph)
+            stand_in_qparams(graph, samples)  # the int8 edges' stand-in ranges: from this run, not another
         self.samples = samples or {}
         self.fuse = fuse
         self.ort_spin = "stop"  # resolved in _compile (see resolve_ort_spin)

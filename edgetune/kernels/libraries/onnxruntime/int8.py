@@ -68,10 +68,10 @@ class OrtInt8Conv(Primitive):
         g = ctx.graph
         xs, xzp, ys, yzp = self._calibrate(node, ctx)
         x, y = node.inputs[0], node.outputs[0]
-        conv_attrs = {k: v for k, v in node.attrs.items() if k != "auto_pad"}
+        conv_attrs = _conv_attrs(node)
         wq, wsc, bq = _int8_weights(node, g, xs)
         co = wq.shape[0]
-        inits = _activation_constants(xs, xzp, ys, yzp) + [_const("ws", wsc.astype(np.float32)), _const("bq", bq)]
+        inits = _scale_constants(xs, xzp, ys, yzp, wsc, bq)
         if self.form == "qlinear":
             inits += _weight_constants(wq, self.uint8_weights)
             nodes = [
@@ -132,10 +132,8 @@ class OrtInt8EdgeConv(OrtInt8Conv):
         x, y = node.inputs[0], node.outputs[0]
         (xs, xzp), (ys, yzp) = cal.edge_qparams(g, x), cal.edge_qparams(g, y)
         wq, wsc, bq = _int8_weights(node, g, xs)
-        inits = [*_activation_constants(xs, xzp, ys, yzp), _const("ws", wsc.astype(np.float32)), _const("bq", bq),
-                 *_weight_constants(wq, self.uint8_weights)]
-        conv_attrs = {k: v for k, v in node.attrs.items() if k != "auto_pad"}
-        model = make_model(g, [x], [y], [_qlinear_conv(x, y, conv_attrs)], inits, opset=max(g.opset, 13))
+        inits = [*_scale_constants(xs, xzp, ys, yzp, wsc, bq), *_weight_constants(wq, self.uint8_weights)]
+        model = make_model(g, [x], [y], [_qlinear_conv(x, y, _conv_attrs(node))], inits, opset=max(g.opset, 13))
         for io in (*model.graph.input, *model.graph.output):
             io.type.tensor_type.elem_type = onnx.TensorProto.UINT8
         return session_kernel(session(model, ctx.threads, "all", ctx.ort_spin), initializer_bytes(model))
@@ -155,9 +153,16 @@ def _int8_weights(node: Node, graph: Graph, xs: float) -> tuple[np.ndarray, np.n
     return wq, wsc, bq
 
 
-def _activation_constants(xs: float, xzp: int, ys: float, yzp: int) -> list[onnx.TensorProto]:
-    return [_const("xs", np.float32(xs)), _const("xzp", np.uint8(xzp)),
-            _const("ys", np.float32(ys)), _const("yzp", np.uint8(yzp))]
+def _scale_constants(xs: float, xzp: int, ys: float, yzp: int, wsc: np.ndarray, bq: np.ndarray
+                     ) -> list[onnx.TensorProto]:
+    """The activations' (scale, zero point), the weights' per-channel scales and the int32 bias."""
+    return [_const("xs", np.float32(xs)), _const("xzp", np.uint8(xzp)), _const("ys", np.float32(ys)),
+            _const("yzp", np.uint8(yzp)), _const("ws", wsc.astype(np.float32)), _const("bq", bq)]
+
+
+def _conv_attrs(node: Node) -> dict:
+    """The node's Conv attributes as ONNX takes them (the IR keeps pads explicit; auto_pad is dropped)."""
+    return {k: v for k, v in node.attrs.items() if k != "auto_pad"}
 
 
 def _weight_constants(wq: np.ndarray, uint8_weights: bool) -> list[onnx.TensorProto]:
