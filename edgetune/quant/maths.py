@@ -7,16 +7,16 @@ zero point 0), as ONNX Runtime's and OpenVINO's int8 kernels expect. The weight 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from edgetune.device.cpu import features, fingerprint
 from edgetune.kernels import int8_calib
+
+# defined beside the int8 kernels, which need them too; the quantisation tools read them from here
+from edgetune.kernels.int8_calib import INT8_MAX_REDUCED as INT8_MAX_REDUCED
+from edgetune.kernels.int8_calib import u8s8_saturates as u8s8_saturates
 
 UINT8_MAX = 255
 INT8_MAX = 127
-INT8_MAX_REDUCED = 63  # 7-bit weights: u8 x s8 pair sums stay below int16 (2*255*63 < 32767) on AVX2 without VNNI
 INT32 = np.iinfo(np.int32)
 
 
@@ -84,13 +84,3 @@ def widen_for_bias(b: np.ndarray, input_scale: float, w_scales: np.ndarray) -> n
     units of input_scale * scale: channels whose weights are near zero but whose bias is not."""
     need = np.abs(np.asarray(b, np.float64)) / (float(input_scale) * (INT32.max // 2))
     return np.maximum(np.asarray(w_scales, np.float32), need.astype(np.float32))
-
-
-def u8s8_saturates(fp: dict[str, Any] | None = None) -> bool:
-    """True on x86 without VNNI: there ONNX Runtime's and OpenVINO's u8 x s8 kernels sum pairs of products
-    in int16 (VPMADDUBSW) and saturate with full-range weights (MobileNet V2 all-int8, random-normal
-    inputs, AMD EPYC AVX2: 21.8 dB against 30.9 dB for the same QDQ model run in float, 27.5 dB with
-    7-bit weights), so weights must be 7-bit (`INT8_MAX_REDUCED`)."""
-    fp = fp or fingerprint()
-    arm = fp["arch"] in ("aarch64", "arm64") or fp["arch"].startswith("arm")
-    return not arm and not features(fp)["VNNI"]

@@ -104,14 +104,19 @@ class OrtInt8EdgeConv(OrtInt8Conv):
     """int8 conv with uint8 edges: QLinearConv alone, reading and writing uint8 tensors whose parameters are
     the edges' (`int8_calib.edge_qparams`), so a run of such convolutions stays int8 between them and the
     design space prices a quantise / dequantise only where int8 meets float. Full-range uint8 activations,
-    so both ends of every edge agree; int8 or uint8 weights (on AVX2 without VNNI, u8s8 saturates and fails
-    verification; u8u8 does not). A fused activation must be ReLU-like: the output's saturation at its
+    so both ends of every edge agree; int8 weights (7-bit on x86 without VNNI, where u8 x s8 pair sums would
+    saturate int16) or uint8 weights. A fused activation must be ReLU-like: the output's saturation at its
     calibrated range applies it."""
 
     graph_calibrated = True
 
     def __init__(self, name: str, uint8_weights: bool) -> None:
         super().__init__(name, "qlinear", reduce_range=False, uint8_weights=uint8_weights)
+
+    def weight_qmax(self) -> int:
+        """7-bit int8 weights where u8 x s8 would saturate (x86 without VNNI, as ONNX Runtime's reduce_range
+        does), so that full-range uint8 edges stay exact; full 8-bit elsewhere and for uint8 weights."""
+        return cal.INT8_MAX_REDUCED if not self.uint8_weights and cal.u8s8_saturates() else 127
 
     def supports(self, node: Node, graph: Graph) -> str | None:
         reason = super().supports(node, graph)
@@ -131,7 +136,7 @@ class OrtInt8EdgeConv(OrtInt8Conv):
         g = ctx.graph
         x, y = node.inputs[0], node.outputs[0]
         (xs, xzp), (ys, yzp) = cal.edge_qparams(g, x), cal.edge_qparams(g, y)
-        wq, wsc, bq = _int8_weights(node, g, xs)
+        wq, wsc, bq = _int8_weights(node, g, xs, self.weight_qmax())
         inits = [*_scale_constants(xs, xzp, ys, yzp, wsc, bq), *_weight_constants(wq, self.uint8_weights)]
         model = make_model(g, [x], [y], [_qlinear_conv(x, y, _conv_attrs(node))], inits, opset=max(g.opset, 13))
         for io in (*model.graph.input, *model.graph.output):
@@ -139,12 +144,13 @@ class OrtInt8EdgeConv(OrtInt8Conv):
         return session_kernel(session(model, ctx.threads, "all", ctx.ort_spin), initializer_bytes(model))
 
 
-def _int8_weights(node: Node, graph: Graph, xs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(per-channel int8 weights, their scales, int32 bias in units of xs * scale) of a conv node."""
+def _int8_weights(node: Node, graph: Graph, xs: float, qmax: int = 127
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(per-channel int8 weights in [-qmax, qmax], their scales, int32 bias in units of xs * scale) of a conv."""
     w = graph.initializers[node.inputs[1]].astype(np.float32)
     co = w.shape[0]
-    wsc = cal.weight_scales(w)
-    wq = cal.quantize_weights(w, wsc)
+    wsc = cal.weight_scales(w, qmax)
+    wq = cal.quantize_weights(w, wsc, qmax)
     b = graph.initializers.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     # channels with near-zero weights can overflow the int32 bias (such a layer then fails verification
     # instead of warning about a NaN cast)
