@@ -62,7 +62,7 @@ def test_round_trip_every_table(tmp_path):
         p = db.get_plan("model", "abc123")
         assert p is not None and p.extra == '{"peak_rss": 1}' and p.foreign_cores == 0.05
         assert [(r.primitive, r.threads) for r in db.nodes("sig")] == [("conv.mem", 1), ("conv.x", 1), ("conv.x", 2)]
-        assert db.count() == {"nodes": 3, "converters": 1, "verifications": 2, "plans": 1}
+        assert db.count() == {"nodes": 3, "converters": 1, "verifications": 2, "plans": 1, "peer_memory": 0}
 
         db.put_node("sig", "conv.x", 1, T_BAD)  # a re-measurement replaces the row
         assert db.get_node("sig", "conv.x", 1).median_ms == 9.0

@@ -2,12 +2,17 @@
 reference's outputs within their precision's tolerance and say which precision they ran at; a peer's
 memory measured in a fresh process is what running it costs; the verdict holds plans to fp32 peers only."""
 
+import io
+
 import numpy as np
 import pytest
+from rich.console import Console
 
 from edgetune.device.cpu import features
 from edgetune.errors import EdgetuneError
 from edgetune.graph.reference import default_feeds, run_graph
+from edgetune.measure import compare as compare_mod
+from edgetune.measure.db import ProfileDB
 from edgetune.measure.peer_memory import measure_peer_memory
 from edgetune.peers import runtimes
 from edgetune.peers.runtimes import OV_DEFAULT, OV_F32, OV_INT8, build_peers, peer_outputs
@@ -106,3 +111,29 @@ def test_verdict_bars_are_fp32_peers_of_every_runtime():
     # the faster bf16 and int8 peers are named, as what they are, not as the bar
     tail = v["statement"].split("Peers at other numerics, not fp32 bars: ")[1]
     assert tail.startswith("onnxruntime int8 (int8) 0.80 ms, openvino default (bf16) 1.00 ms")
+
+
+def test_a_warm_comparison_reads_the_peers_memory_from_the_db_instead_of_measuring_it_again(mnist, tmp_path,
+                                                                                           monkeypatch):
+    """The peers' fresh-process memory is kept per model structure, peer and threads: the second comparison
+    of the same model starts no process for it and reports the same figures; another thread count measures."""
+    calls: list[tuple[str, int]] = []
+
+    def fake_measure(peer, model, threads, **kw):
+        calls.append((peer, threads))
+        return {"measured": {"static": 1000 + len(calls), "transient": 10, "total": 1010 + len(calls)}}
+
+    monkeypatch.setattr(compare_mod, "measure_peer_memory", fake_measure)
+    console = Console(file=io.StringIO())
+
+    def memories(threads):
+        rows = compare_mod.compare(mnist, {}, threads=threads, time_cap=0.2, console=console, int8=False, db=db)
+        return {r["variant"]: r["memory"]["fresh_process"] for r in rows if r["kind"] == "peer"}
+
+    with ProfileDB(tmp_path / "p.db") as db:
+        first = memories(1)
+        n = len(calls)
+        assert n == len(first) >= 1 and db.count()["peer_memory"] == n
+        assert memories(1) == first and len(calls) == n  # warm: from the DB, no new process
+        memories(2)
+        assert len(calls) == 2 * n and {t for _, t in calls[n:]} == {2}

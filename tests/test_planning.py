@@ -171,7 +171,7 @@ def fake_compare(medians: dict[str, float]):
     """The side-by-side run's rows without timing anything: the candidates as `medians` says (else 1.5 ms),
     the BLAS baseline, and ONNX Runtime as the only peer."""
 
-    def compare(src, variants, *, threads, time_cap, console, int8=True, peers=True, calibration=None):
+    def compare(src, variants, *, threads, time_cap, console, int8=True, peers=True, calibration=None, db=None):
         rows = []
         for name, ex in [*variants.items(), *([("onnxruntime fp32", None)] if peers else [])]:
             ms = medians.get(name, 1.5)

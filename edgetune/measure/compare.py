@@ -20,11 +20,13 @@ import onnx
 
 from edgetune.errors import EdgetuneError
 from edgetune.graph.reference import default_feeds
+from edgetune.measure.db import ProfileDB
 from edgetune.measure.peer_memory import measure_peer_memory
 from edgetune.measure.timing import time_alternating
 from edgetune.peers import build_peers
 from edgetune.peers.runtimes import INT8_PEERS, TORCH_PEERS, Peer
 from edgetune.runtime.executor import Executor
+from edgetune.runtime.plan import graph_signature
 
 # Each variant per alternating round: untimed calls for COMPARE_SETTLE_S (at least one), then COMPARE_BLOCK - 1
 # timed ones (see measure.timing.time_alternating: spinning pools steal the next variant's cores).
@@ -45,7 +47,7 @@ def fresh_process_memory(measured: dict[str, int]) -> dict[str, int]:
 
 def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float, console: Any,
             int8: bool = True, peers: bool = True,
-            calibration: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+            calibration: list[dict[str, Any]] | None = None, db: ProfileDB | None = None) -> list[dict[str, Any]]:
     """Time the given executors/callables together with the peers, alternating; one row per variant.
 
     `variants` maps a name to an Executor (memory planned) or to a (callable, weight_bytes) pair. Each row:
@@ -53,7 +55,8 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
     planned memory; a peer's weights, note and `fresh_process`: static/transient/total bytes measured in a
     fresh interpreter, or `error`), precision (what the variant computes in; None for a bare callable) and
     kind ("plan" or "peer"). `peers=False` times the variants alone (a closed loop's later rounds);
-    `calibration`: the feeds the int8 peers calibrate on (default: stand-ins, `peers.calibration_feeds`)."""
+    `calibration`: the feeds the int8 peers calibrate on (default: stand-ins, `peers.calibration_feeds`);
+    `db`: where the peers' fresh-process memory is kept per model, peer and threads (a warm run reads it)."""
     feeds = default_feeds(src.graph)
     fns: dict[str, Any] = {}
     memory: dict[str, dict[str, Any]] = {}
@@ -68,7 +71,7 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
             memory[name] = {"weight_bytes": wb}
             precision[name] = None
     if peers:
-        _add_peers(src, feeds, threads, int8, fns, memory, precision, console, calibration)
+        _add_peers(src, feeds, threads, int8, fns, memory, precision, console, calibration, db)
     console.print(f"timing {len(fns)} variants side by side (alternating rounds, up to {time_cap:.0f} s)...")
     timings = time_alternating(fns, time_cap_s=time_cap, max_runs=500, target_rel_ci=0.02, block=COMPARE_BLOCK,
                                settle_s=COMPARE_SETTLE_S)
@@ -83,7 +86,7 @@ def compare(src: Any, variants: dict[str, Any], *, threads: int, time_cap: float
 
 def _add_peers(src: Any, feeds: dict[str, Any], threads: int, int8: bool, fns: dict[str, Any],
                memory: dict[str, dict[str, Any]], precision: dict[str, str | None], console: Any,
-               calibration: list[dict[str, Any]] | None = None) -> None:
+               calibration: list[dict[str, Any]] | None = None, db: ProfileDB | None = None) -> None:
     """Build the whole-graph peers into `fns` and measure their resident memory, each in a fresh process."""
     torch_module = src.torch_module()
     names = ["ONNX Runtime fp32", *(["ONNX Runtime int8"] if int8 else []),
@@ -100,12 +103,28 @@ def _add_peers(src: Any, feeds: dict[str, Any], threads: int, int8: bool, fns: d
         precision[peer.name] = peer.precision
         if peer.inference_precision is not None:
             memory[peer.name]["inference_precision"] = peer.inference_precision
-    _measure_peers_memory(src, peers, feeds, threads, memory, console)
+    _measure_peers_memory(src, _not_in_db(src, peers, threads, memory, db), feeds, threads, memory, console, db)
+
+
+def _not_in_db(src: Any, peers: list[Peer], threads: int, memory: dict[str, dict[str, Any]],
+               db: ProfileDB | None) -> list[Peer]:
+    """The peers whose fresh-process memory the DB does not hold yet; the others' is filled in from it."""
+    if db is None:
+        return peers
+    sig, todo = graph_signature(src.graph), []
+    for peer in peers:
+        known = db.get_peer_memory(sig, peer.name, threads)
+        if known is None:
+            todo.append(peer)
+        else:
+            memory[peer.name]["fresh_process"] = fresh_process_memory(known)
+    return todo
 
 
 def _measure_peers_memory(src: Any, peers: list[Peer], feeds: dict[str, Any], threads: int,
-                          memory: dict[str, dict[str, Any]], console: Any) -> None:
-    """Each peer's resident memory in a fresh process, on the model files it ran (written once)."""
+                          memory: dict[str, dict[str, Any]], console: Any, db: ProfileDB | None = None) -> None:
+    """Each peer's resident memory in a fresh process, on the model files it ran (written once); kept in
+    `db` when given."""
     if not peers:
         return
     console.print(f"measuring the resident memory of {len(peers)} peers, each in a fresh process...")
@@ -126,3 +145,5 @@ def _measure_peers_memory(src: Any, peers: list[Peer], feeds: dict[str, Any], th
                 console.print(f"edgetune: warning: {e}", markup=False, soft_wrap=True)
                 continue
             memory[peer.name]["fresh_process"] = fresh_process_memory(r["measured"])
+            if db is not None:
+                db.put_peer_memory(graph_signature(src.graph), peer.name, threads, r["measured"])

@@ -13,6 +13,7 @@ of the nodes' measured `resident_bytes`/`transient_bytes`, NULL for rows measure
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sqlite3
@@ -55,8 +56,11 @@ CREATE TABLE IF NOT EXISTS verifications (
 CREATE TABLE IF NOT EXISTS plans (
     device TEXT, versions TEXT, model_sig TEXT, plan_hash TEXT, {_TIMING_COLS}, extra TEXT,
     PRIMARY KEY (device, versions, model_sig, plan_hash));
+CREATE TABLE IF NOT EXISTS peer_memory (
+    device TEXT, versions TEXT, model_sig TEXT, peer TEXT, threads INTEGER, measured TEXT, measured_at REAL,
+    PRIMARY KEY (device, versions, model_sig, peer, threads));
 """
-_TABLES = ("nodes", "converters", "verifications", "plans")
+_TABLES = ("nodes", "converters", "verifications", "plans", "peer_memory")
 # columns added after schema 1, added to an older file by ALTER TABLE (existing rows get NULL)
 _ADDED_COLUMNS = {"nodes": (("resident_bytes", "INTEGER"), ("transient_bytes", "INTEGER"))}
 
@@ -421,6 +425,18 @@ class ProfileDB:
         r = rows[0]
         return PlanRecord(**self._measured(r), model_sig=r["model_sig"], plan_hash=r["plan_hash"],
                           extra=r["extra"] or "")
+
+    # ---- peers' resident memory (measured in a fresh process; a warm tune need not measure it again)
+    def put_peer_memory(self, model_sig: str, peer: str, threads: int, measured: dict[str, int]) -> None:
+        _check_threads(threads, f"peer {peer} of {model_sig}")
+        self._write("INSERT OR REPLACE INTO peer_memory VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.device_id, self.versions_id, model_sig, peer, threads,
+                     json.dumps({k: int(v) for k, v in measured.items()}), time.time()))
+
+    def get_peer_memory(self, model_sig: str, peer: str, threads: int) -> dict[str, int] | None:
+        rows = self._rows("SELECT measured FROM peer_memory WHERE device=? AND versions=? AND model_sig=? "
+                          "AND peer=? AND threads=?", (model_sig, peer, threads))
+        return json.loads(rows[0]["measured"]) if rows else None
 
     # ---- housekeeping
     def count(self) -> dict[str, int]:

@@ -136,7 +136,7 @@ def tune(src: ModelSource, cfg: TuneConfig, out_dir: Path, db: ProfileDB, profil
     feeds = default_feeds(graph)
     picked = pick_candidates(graph, spaces.search, searches.exact, searches.chosen, cfg)
     cands = compile_candidates(graph, spaces.search, picked, feeds)
-    outcome = measure_and_choose(src, cands, cfg, feeds, console)
+    outcome = measure_and_choose(src, cands, cfg, feeds, console, db)
     spaces, searches, outcome = close_the_loop(src, db, cfg, spaces, searches, outcome, feeds, console)
     if data is not None:
         outcome = choose_precision(src, cfg, spaces.search, outcome, data, feeds, console, db)
@@ -185,9 +185,11 @@ def run_strategies(space: DesignSpace, cfg: TuneConfig, console: Any) -> Searche
 
 
 def measure_side_by_side(src: ModelSource, cands: list[Candidate], cfg: TuneConfig, console: Any,
-                         calibration: list[dict[str, np.ndarray]] | None = None) -> SideBySide:
+                         calibration: list[dict[str, np.ndarray]] | None = None,
+                         db: ProfileDB | None = None) -> SideBySide:
     """Every compiled candidate, the BLAS fp32 baseline and the whole-graph peers in one alternating run at
-    the run's largest thread count: load and frequency changes hit them all alike."""
+    the run's largest thread count: load and frequency changes hit them all alike. The peers' fresh-process
+    memory is kept in `db` (a warm tune reads it instead of starting a process per peer again)."""
     runnable = [c for c in cands if c.executor is not None]
     threads = max(cfg.threads)
     blas = Executor(src.graph, resolve_plan("blas", src.graph, threads), check=False, measure_memory=True)
@@ -196,15 +198,15 @@ def measure_side_by_side(src: ModelSource, cands: list[Candidate], cfg: TuneConf
     console.print(f"measuring {len(runnable)} candidate plans end to end, side by side with the BLAS baseline and "
                   "ONNX Runtime...")
     rows = compare(src, variants, threads=threads, time_cap=cfg.compare_time_cap_s, console=console,
-                   int8=calibration is not None, calibration=calibration)
+                   int8=calibration is not None, calibration=calibration, db=db)
     return SideBySide(rows=rows, blas=blas)
 
 
 def measure_and_choose(src: ModelSource, cands: list[Candidate], cfg: TuneConfig, feeds: dict[str, np.ndarray],
-                       console: Any) -> Outcome:
+                       console: Any, db: ProfileDB | None = None) -> Outcome:
     """Measure side by side, choose by the measurement, judge it against the peers (printed), and measure
     what the executor itself costs on the chosen plan."""
-    side = measure_side_by_side(src, cands, cfg, console)
+    side = measure_side_by_side(src, cands, cfg, console, db=db)
     best = choose_by_measurement(cands, side, cfg.objective)
     verdict = peer_verdict(best, side.row(best.name), side.rows)
     console.print(verdict["statement"])
@@ -256,7 +258,7 @@ def close_the_loop(src: ModelSource, db: ProfileDB, cfg: TuneConfig, spaces: Spa
     if outcome.best is not first_best:
         console.print(f"the loop changed the chosen plan to {outcome.best.name!r}: measuring it side by side with "
                       "the peers...")
-        outcome = _confirm(src, cfg, outcome, feeds, console)
+        outcome = _confirm(src, cfg, outcome, feeds, console, db)
     return spaces, searches, outcome
 
 
@@ -311,11 +313,11 @@ def _measure_round(src: ModelSource, cfg: TuneConfig, spaces: Spaces, outcome: O
 
 
 def _confirm(src: ModelSource, cfg: TuneConfig, outcome: Outcome, feeds: dict[str, np.ndarray],
-             console: Any) -> Outcome:
+             console: Any, db: ProfileDB | None = None) -> Outcome:
     """The loop's choice measured once more side by side with the BLAS baseline and the peers; the other
     candidates keep their rows from the runs that measured them."""
     best = outcome.best
-    side = measure_side_by_side(src, [best], cfg, console)
+    side = measure_side_by_side(src, [best], cfg, console, db=db)
     side.earlier = _earlier_plan_rows(outcome.side, best.name)
     verdict = peer_verdict(best, side.row(best.name), side.rows)
     console.print(verdict["statement"])
@@ -338,7 +340,7 @@ def choose_precision(src: ModelSource, cfg: TuneConfig, space: DesignSpace, outc
     cands = [_precision_candidate(src.graph, space, p, fp32) for p in _fastest_passing(search)]
     console.print(f"precision search: {len(search.points)} configurations, {search.evaluations} full evaluations, "
                   f"{len(search.passing())} within the budget; measuring {len(cands)} of them end to end...")
-    side = measure_side_by_side(src, [fp32, *cands], cfg, console, calibration=data.calibration)
+    side = measure_side_by_side(src, [fp32, *cands], cfg, console, calibration=data.calibration, db=db)
     side.earlier = _earlier_plan_rows(outcome.side, fp32.name)
     best = min([fp32, *cands], key=lambda c: side.row(c.name)["median_ms"])
     peers = peer_accuracies(src, data, search, threads)
