@@ -3,6 +3,8 @@ QLinearConv reading and writing uint8 so that consecutive int8 convolutions stay
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -113,3 +115,37 @@ def test_a_plan_s_calibration_sets_the_edge_parameters(resnet20):
     assert ex.graph is not resnet20 and resnet20.activation_qparams is None
     assert cal.edge_qparams(ex.graph, value) == pytest.approx((0.01, 0))
     assert cal.edge_qparams(resnet20, value) != pytest.approx((0.01, 0))  # the caller's graph: stand-in ranges
+
+
+ADD = "add.qlinear_u8_edges.ort"
+
+
+def test_the_int8_residual_sum_verifies_and_refuses_what_it_cannot_add(resnet20):
+    add = resnet20.node("/layer1/layer1.0/Add")
+    prim = registry.get(ADD)
+    assert prim.supports(add, resnet20) is None and prim.graph_calibrated
+    assert [f.dtype for f in prim.input_formats(add, resnet20)] == ["uint8", "uint8"]
+    assert prim.output_format(add, resnet20).zero_point == 0  # the fused ReLU: the sum's range starts at 0
+    result = verify(prim, add, resnet20, samples=reference_samples(resnet20))
+    assert result.ok and result.rel_error < 0.02
+    a, _ = add.inputs
+    assert "same value" in prim.supports(dataclasses.replace(add, inputs=[a, a]), resnet20)
+    bias = resnet20.node("/conv1/Conv").inputs[2]
+    assert "constant" in prim.supports(dataclasses.replace(add, inputs=[a, bias]), resnet20)
+
+
+def test_a_residual_block_all_int8_has_no_quantiser_inside_and_matches_the_reference(resnet20):
+    plan = Plan.builtin("blas", resnet20, threads=1)
+    block = ["/layer1/layer1.0/conv1/Conv", "/layer1/layer1.0/conv2/Conv", "/layer1/layer1.0/Add"]
+    for name in ["/conv1/Conv", *block[:2]]:
+        plan.choices[name] = NodeChoice(EDGES, 1)
+    plan.choices[block[2]] = NodeChoice(ADD, 1)
+    ex = Executor(resnet20, plan, check=False)
+    kinds = [(s.kind, s.primitive) for s in ex.steps]
+    start = kinds.index(("node", EDGES))
+    # conv1 -> block conv1 -> block conv2 -> add (which also reads conv1's uint8 output): no Q/DQ among them
+    assert kinds[start:start + 4] == [("node", EDGES)] * 3 + [("node", ADD)]
+    feeds = default_feeds(resnet20)
+    out = resnet20.outputs[0]
+    y, ref = np.asarray(ex.run(feeds)[out]), run_graph(resnet20, feeds)[out]
+    assert float(np.abs(y - ref).max() / np.abs(ref).max()) < 0.05

@@ -144,6 +144,54 @@ class OrtInt8EdgeConv(OrtInt8Conv):
         return session_kernel(session(model, ctx.threads, "all", ctx.ort_spin), initializer_bytes(model))
 
 
+class OrtInt8EdgeAdd(Primitive):
+    """int8 residual sum with uint8 edges: com.microsoft QLinearAdd, reading both operands and writing the sum
+    as uint8 with the edges' parameters, so a residual block (conv -> conv -> add) stays int8 end to end
+    instead of dequantising at every merge. A fused activation must be ReLU-like (applied by saturation)."""
+
+    library = "onnxruntime"
+    op_types = frozenset({"Add"})
+    precision = "int8"
+    tolerance = 0.05
+    graph_calibrated = True
+    name = "add.qlinear_u8_edges.ort"
+
+    def supports(self, node: Node, graph: Graph) -> str | None:
+        a, b = node.inputs[:2]
+        if a in graph.initializers or b in graph.initializers:
+            return "two dynamic operands only (a constant operand is a bias: fused into the conv)"
+        if a == b:
+            return "the same value on both sides (x + x)"
+        if graph.shape(a) != graph.shape(b) or len(graph.shape(a)) != 4:
+            return "two 4-D operands of one shape only (no broadcasting)"
+        if graph.dtype(a) != "float32" or graph.dtype(b) != "float32":
+            return "float32 operands only"
+        if node.activation is not None and not cal.relu_like(node.activation):
+            return f"activation {node.activation.op} cannot be applied by uint8 saturation"
+        return None
+
+    def input_formats(self, node: Node, graph: Graph) -> list[Format]:
+        return [cal.u8_format(graph, v) for v in node.inputs[:2]]
+
+    def output_format(self, node: Node, graph: Graph) -> Format:
+        return cal.u8_format(graph, node.outputs[0])
+
+    def prepare(self, node: Node, ctx: PrepareContext) -> Kernel:
+        g = ctx.graph
+        (a, b), y = node.inputs[:2], node.outputs[0]
+        consts = []
+        for tag, v in (("a", a), ("b", b), ("y", y)):
+            scale, zero_point = cal.edge_qparams(g, v)
+            consts += [_const(f"{tag}s", np.float32(scale)), _const(f"{tag}zp", np.uint8(zero_point))]
+        add = helper.make_node("QLinearAdd", [a, "as", "azp", b, "bs", "bzp", "ys", "yzp"], [y],
+                               domain="com.microsoft")
+        model = make_model(g, [a, b], [y], [add], consts, opset=max(g.opset, 13))
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        for io in (*model.graph.input, *model.graph.output):
+            io.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+        return session_kernel(session(model, ctx.threads, "all", ctx.ort_spin), 0, feed=[a, b])
+
+
 def _int8_weights(node: Node, graph: Graph, xs: float, qmax: int = 127
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(per-channel int8 weights in [-qmax, qmax], their scales, int32 bias in units of xs * scale) of a conv."""
@@ -190,4 +238,5 @@ PRIMITIVES = [
     OrtInt8Conv("conv.qdq.ort", "qdq", reduce_range=True),
     OrtInt8EdgeConv("conv.qlinear_u8s8_edges.ort", uint8_weights=False),
     OrtInt8EdgeConv("conv.qlinear_u8u8_edges.ort", uint8_weights=True),
+    OrtInt8EdgeAdd(),
 ]
