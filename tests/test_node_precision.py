@@ -97,3 +97,26 @@ def test_no_bf16_node_measured_means_no_configuration(tmp_path):
     real_bf16 = {"conv.onednn.torch.bf16"} - set(registry.unavailable())
     plans = node_precision_plans(graph, db, [1])
     assert plans == [] or (real_bf16 and all("bf16" in p.precisions for _, p, _ in plans))
+
+
+def test_a_per_node_int8_plan_over_budget_is_bisected_over_its_most_sensitive_int8_nodes(monkeypatch):
+    """Nodes a..h int8 in the plan (x stays fp32), most sensitive first; the budget is met from 3 held fp32.
+    The bisection re-plans with the k most sensitive int8 nodes held and probes 4, 2, 3: one evaluation each."""
+    from types import SimpleNamespace
+
+    from edgetune.planning import precision
+
+    int8, fp32 = "conv.qlinear_u8s8_edges.ort", "conv.im2col.numpy"
+    order = ["a", "x", "b", "c", "d", "e", "f", "g", "h"]
+    plan = SimpleNamespace(choices={n: SimpleNamespace(primitive=fp32 if n == "x" else int8) for n in order})
+    held: list[frozenset[str]] = []
+
+    def replan(p, nodes):
+        assert p == "int8"
+        held.append(nodes)
+        return (f"held {len(nodes)}", plan, 1.0)
+
+    monkeypatch.setattr(precision, "_try_per_node", lambda search, ev, name, plan, console:
+                        SimpleNamespace(meets_budget=len(held[-1]) >= 3))
+    precision._bisect_per_node(SimpleNamespace(order=order), None, plan, replan, None)
+    assert held == [frozenset("abcd"), frozenset("ab"), frozenset("abc")]

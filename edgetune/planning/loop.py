@@ -31,7 +31,7 @@ from edgetune.measure.timing import Timing
 from edgetune.planning.candidates import Candidate, compile_candidates, pick_candidates, to_plan, whole_graph_choice
 from edgetune.planning.closed_loop import MAX_ROUNDS, MeasuredPlan, agrees, fit_boundaries, write_fit
 from edgetune.planning.design_space import SpaceInfo, measure_space
-from edgetune.planning.node_precision import node_precision_plans
+from edgetune.planning.node_precision import node_precision_planner
 from edgetune.planning.on_demand import measure_proposed
 from edgetune.planning.peer_accuracy import budget_peers, native_precisions, peer_accuracies
 from edgetune.planning.placement import choose_placement, placed_plan
@@ -333,8 +333,9 @@ def choose_precision(src: ModelSource, cfg: TuneConfig, space: DesignSpace, outc
     the fastest measured plan within the budget is chosen, fp32 when no lower precision pays."""
     threads = max(cfg.threads)
     fp32 = outcome.best
-    per_node = node_precision_plans(src.graph, db, cfg.threads, cfg.objective) if db is not None else []
-    search = search_precision(src.graph, data, threads, console, fp32.executor.run, native_precisions(), per_node)
+    planner = node_precision_planner(src.graph, db, cfg.threads, cfg.objective) if db is not None else None
+    search = search_precision(src.graph, data, threads, console, fp32.executor.run, native_precisions(),
+                              planner.plans() if planner else [], planner.plan if planner else None)
     fp32.accuracy = {"metric": search.reference.metric, "value": search.reference.value, "drop": 0.0,
                      "meets_budget": True}
     cands = [_precision_candidate(src.graph, space, p, fp32) for p in _fastest_passing(search)]

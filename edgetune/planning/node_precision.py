@@ -11,11 +11,13 @@ measured on the evaluation split like every configuration: the budget decides, n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from edgetune.graph.ir import Graph
 from edgetune.kernels import registry
 from edgetune.measure.db import ProfileDB
 from edgetune.planning.candidates import to_plan
-from edgetune.planning.design_space import measure_space
+from edgetune.planning.design_space import MeasuredSpace, measure_space
 from edgetune.runtime.plan import Plan
 from edgetune.search import get_strategy
 from edgetune.search.space import Option
@@ -34,20 +36,49 @@ def _admitted(option: Option) -> bool:
         return False
 
 
+PerNodePlan = tuple[str, Plan, float]  # (name, plan, predicted ms)
+
+
+@dataclass
+class NodePrecisionPlanner:
+    """The measured space read once, from which the exact optimum with a per-node precision allowed is made,
+    and made again with some nodes held in fp32 (the precision search's bisection over the most sensitive)."""
+
+    graph: Graph
+    measured: MeasuredSpace
+    objective: str = "latency"
+
+    def plan(self, precision: str, float_nodes: frozenset[str] = frozenset()) -> PerNodePlan | None:
+        """The optimum with `precision` allowed beside fp32 on every node but `float_nodes`; None when the
+        profile measured no node in it or the optimum takes none."""
+        held = {id(o) for name, opts in zip(self.measured.nodes, self.measured.options, strict=True)
+                if name in float_nodes for o in opts if o.precision == precision}
+        space = self.measured.view({"fp32", precision}, admit=lambda o: _admitted(o) and id(o) not in held)[0]
+        if not any(o.precision == precision for opts in space.options for o in opts):
+            return None
+        best = get_strategy("exact").search(space, 1, 0, self.objective, None)
+        n = sum(1 for i, c in enumerate(best.best_choice) if space.options[i][c].precision == precision)
+        if not n:
+            return None
+        meta = {"node_precision": precision, **({"held_fp32": sorted(float_nodes)} if float_nodes else {})}
+        plan = to_plan(self.graph, space, best.best_choice, meta)
+        held_note = f", {len(float_nodes)} most sensitive held fp32" if float_nodes else ""
+        return (f"per-node {precision} ({n} nodes{held_note}) + fp32, exact optimum of the measured space", plan,
+                space.cost_model.predict(best.best_choice))
+
+    def plans(self) -> list[PerNodePlan]:
+        """The optimum per per-node precision, where it takes some node in that precision."""
+        return [p for p in (self.plan(precision) for precision in NODE_PRECISIONS) if p is not None]
+
+
+def node_precision_planner(graph: Graph, db: ProfileDB, threads: list[int], objective: str = "latency"
+                           ) -> NodePrecisionPlanner:
+    """The planner over the DB's measurements of every per-node precision (the DB read once)."""
+    return NodePrecisionPlanner(graph, measure_space(graph, db, threads, {"fp32", *NODE_PRECISIONS}), objective)
+
+
 def node_precision_plans(graph: Graph, db: ProfileDB, threads: list[int], objective: str = "latency"
-                         ) -> list[tuple[str, Plan, float]]:
+                         ) -> list[PerNodePlan]:
     """(name, plan, predicted ms) of the design space's exact optimum with each per-node precision allowed
     beside fp32, where the profile measured some node in it and the optimum uses it."""
-    out = []
-    measured = measure_space(graph, db, threads, {"fp32", *NODE_PRECISIONS})  # the DB read once, viewed per precision
-    for precision in NODE_PRECISIONS:
-        space = measured.view({"fp32", precision}, admit=_admitted)[0]
-        if not any(o.precision == precision for opts in space.options for o in opts):
-            continue
-        best = get_strategy("exact").search(space, 1, 0, objective, None)
-        plan = to_plan(graph, space, best.best_choice, {"node_precision": precision})
-        n = sum(1 for i, c in enumerate(best.best_choice) if space.options[i][c].precision == precision)
-        if n:
-            out.append((f"per-node {precision} ({n} nodes) + fp32, exact optimum of the measured space", plan,
-                        space.cost_model.predict(best.best_choice)))
-    return out
+    return node_precision_planner(graph, db, threads, objective).plans()

@@ -17,8 +17,9 @@ whole network on real data, not of a node alone. So:
 5. per backend, from its fastest int8 configuration within the budget, the classes of layers whose int8
    form measures slower (whole model timed both ways, so the Q/DQ boundaries count) go back to float
    (precision_mix.py), and the result is evaluated like the others;
-6. plans with per-node float precisions from the measured design space (node_precision.py: bf16 primitives
-   where the optimum takes them), evaluated like the others;
+6. plans with per-node precisions from the measured design space (node_precision.py: bf16 primitives and
+   int8 on uint8 edges where the optimum takes them), evaluated like the others; a per-node int8 plan over
+   the budget is bisected like step 3: its most sensitive int8 nodes held fp32 and the optimum made again;
 7. every configuration that meets the budget goes to the end-to-end measurement beside the fp32 plan and
    the peers; the loop keeps the fastest measured one. A configuration that misses the budget is never a
    candidate: the budget is checked on the measured accuracy, never on the proxy.
@@ -51,7 +52,9 @@ QDQ_LIBRARIES = ("onnxruntime", "openvino")  # backends that compile a QDQ model
 RANKING_SAMPLES = 16  # calibration samples the sensitivity proxy runs on
 EQUALIZE_ITERATIONS = 20  # cross-layer equalisation sweeps (chains of convs converge over sweeps)
 QUICK_TIME_S = 1.0  # per configuration, to order the backends (the choice is made end to end)
+PER_NODE_PROBES = 4  # full evaluations at most for the bisection of a per-node int8 plan (issue: <= 20 in all)
 Feeds = list[dict[str, np.ndarray]]
+Replan = Callable[[str, frozenset[str]], "tuple[str, Plan, float] | None"]
 
 
 @dataclass
@@ -190,9 +193,11 @@ class _Evaluator:
 
 def search_precision(graph: Graph, data: PrecisionData, threads: int, console: Any,
                      fp32_run: Callable[[dict[str, np.ndarray]], Any], precisions_native: Sequence[str] = (),
-                     per_node: Sequence[tuple[str, Plan, float]] = ()) -> PrecisionSearch:
+                     per_node: Sequence[tuple[str, Plan, float]] = (),
+                     replan: Replan | None = None) -> PrecisionSearch:
     """Steps 1-6 of the module's docstring; `fp32_run` runs the float model (the reference); `per_node`:
-    plans of the design space with per-node float precisions (planning/node_precision.py), evaluated too."""
+    plans of the design space with per-node precisions (planning/node_precision.py), evaluated too; `replan`
+    (precision, nodes held fp32) -> such a plan again, for the bisection of a per-node int8 plan over budget."""
     t0 = time.perf_counter()
     ev = _Evaluator(graph, data, np.zeros(0))
     model = ev.model
@@ -215,9 +220,9 @@ def search_precision(graph: Graph, data: PrecisionData, threads: int, console: A
     _search_native_float(graph, search, ev, libs, threads, precisions_native, console)
     _mix_by_speed(graph, search, ev, threads, console)
     for name, plan, _predicted in per_node:
-        if "int8" in plan.precisions:  # its int8 edges quantise with this calibration (Graph.activation_qparams)
-            plan.quantization = spec.to_dict()
-        _try_plan(search, ev, name, plan, console)
+        point = _try_per_node(search, ev, name, plan, console)
+        if point is not None and not point.meets_budget and "int8" in plan.precisions and replan is not None:
+            _bisect_per_node(search, ev, plan, replan, console)
     search.evaluations = ev.count
     search.seconds = time.perf_counter() - t0
     return search
@@ -367,6 +372,31 @@ def _try(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, thread
         name += f", {' + '.join(r.layer_class for r in reverted)} {float_precision} by speed"
     return _evaluated(search, ev, PrecisionPoint(name, lib, threads, float_precision, tuple(int8), kept,
                                                  Evaluation("", 0.0, 0), 0.0, 0.0, False, plan, reverted), console)
+
+
+def _try_per_node(search: PrecisionSearch, ev: _Evaluator, name: str, plan: Plan, console: Any
+                  ) -> PrecisionPoint | None:
+    """A per-node plan evaluated; its int8 edges quantise with this search's calibration (the plan's spec
+    becomes the graph's `activation_qparams` in the executor)."""
+    if "int8" in plan.precisions:
+        plan.quantization = search.spec.to_dict()
+    return _try_plan(search, ev, name, plan, console)
+
+
+def _bisect_per_node(search: PrecisionSearch, ev: _Evaluator, plan: Plan, replan: Replan, console: Any) -> None:
+    """A per-node int8 plan over budget: the fewest of its int8 nodes, most sensitive first (the search's
+    proxy ranking), held fp32 so that it meets the budget, by bisection; each probe re-plans the optimum
+    with those nodes held (the others may move) and costs one full evaluation, at most PER_NODE_PROBES."""
+    int8 = [n for n in search.order if n in plan.choices and _precision_of(plan, n) == "int8"]
+    lo, hi, probes = 0, len(int8), 0
+    while hi - lo > 1 and probes < PER_NODE_PROBES:
+        mid, probes = (lo + hi) // 2, probes + 1
+        again = replan("int8", frozenset(int8[:mid]))
+        point = _try_per_node(search, ev, again[0], again[1], console) if again is not None else None
+        if point is not None and point.meets_budget:
+            hi = mid
+        else:
+            lo = mid
 
 
 def _try_plan(search: PrecisionSearch, ev: _Evaluator, name: str, plan: Plan, console: Any) -> PrecisionPoint | None:
