@@ -3,6 +3,8 @@ with bf16 allowed becomes a configuration of the precision search only where the
 and the optimum takes some. A stand-in bf16 Conv (inputs rounded to bf16, then the reference) makes this hold
 on any CPU; the real one (torch/oneDNN) exists only where the CPU has native bf16 (tests/test_kernels_torch.py)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -15,6 +17,7 @@ from edgetune.kernels.libraries.reference.prims import ReferencePrimitive
 from edgetune.measure.db import ProfileDB, node_signature
 from edgetune.measure.profiler import Profiler
 from edgetune.measure.timing import Timing
+from edgetune.planning import precision
 from edgetune.planning.node_precision import node_precision_plans
 from edgetune.runtime.executor import Executor
 from tests.graph_cases import mk, vi
@@ -102,10 +105,6 @@ def test_no_bf16_node_measured_means_no_configuration(tmp_path):
 def test_a_per_node_int8_plan_over_budget_is_bisected_over_its_most_sensitive_int8_nodes(monkeypatch):
     """Nodes a..h int8 in the plan (x stays fp32), most sensitive first; the budget is met from 3 held fp32.
     The bisection re-plans with the k most sensitive int8 nodes held and probes 4, 2, 3: one evaluation each."""
-    from types import SimpleNamespace
-
-    from edgetune.planning import precision
-
     int8, fp32 = "conv.qlinear_u8s8_edges.ort", "conv.im2col.numpy"
     order = ["a", "x", "b", "c", "d", "e", "f", "g", "h"]
     plan = SimpleNamespace(choices={n: SimpleNamespace(primitive=fp32 if n == "x" else int8) for n in order})
