@@ -17,10 +17,17 @@ from edgetune.graph.reference import default_feeds, run_graph, run_node
 from edgetune.kernels import registry
 from edgetune.kernels.base import PrepareContext
 from edgetune.kernels.library import SegmentVariant
-from edgetune.kernels.segments import fusable_primitive, segment_kernel
+from edgetune.kernels.segments import fusable_primitive, segment_kernel, segment_signature
 from edgetune.kernels.verify import verify
+from edgetune.measure.db import ProfileDB, node_signature
+from edgetune.measure.profiler import keyed_segment_candidates
+from edgetune.measure.segment_candidates import PROBE_FACTOR, promising, segment_candidates
+from edgetune.measure.tasks import segment_key
+from edgetune.measure.timing import Timing
+from edgetune.planning.candidates import whole_graph_candidates
 from edgetune.runtime.executor import Executor
 from edgetune.runtime.plan import NodeChoice, Plan, PlanSegment
+from edgetune.search.space import DesignSpace, Option
 from tests.conv_cases import LAYER_CASES, conv_case, rel_err
 from tests.test_plan_segments import _graph
 
@@ -308,7 +315,61 @@ def test_a_plan_with_torch_and_ort_segments_saves_loads_and_runs(resnet20, tmp_p
 def test_the_library_descriptor():
     lib = registry.library("torch")
     assert lib.describe() == {"library": "torch", "pool": "torch", "requires": ["torch"], "segments": True}
+    assert lib.probe_first and not registry.library("onnxruntime").probe_first
     prims = {p.name: p for p in registry.primitives() if p.name in (CONV, GEMM, OP)}
     assert all(p.library == "torch" and p.fuses and p.measure_last for p in prims.values()) and len(prims) == 3
     assert [fusable_primitive(Node("n", op, ["x"], ["y"]), "torch") for op in ("Conv", "MatMul", "Gemm", "Add")] \
         == [CONV, GEMM, GEMM, OP]
+
+
+# ---- which torch segments the profiler measures ------------------------------------------------------------
+
+def test_a_probe_first_library_gets_its_blocks_only_when_wanted():
+    g = _graph([("a1", "Relu", ["x"]), ("b1", "Sigmoid", ["a1"]), ("c1", "Add", ["x", "b1"]),
+                ("a2", "Relu", ["c1"]), ("b2", "Sigmoid", ["a2"]), ("c2", "Add", ["c1", "b2"])])
+    every = segment_candidates(g, ["torch"], [1, 2], lambda lib, n: True)
+    probed = segment_candidates(g, ["torch"], [1, 2], lambda lib, n: True, blocks_wanted=lambda lib, t: t == 2)
+    assert {c.kind for c in every} == {"whole graph", "blocks"}
+    assert {(c.kind, c.threads) for c in probed} == {("whole graph", 1), ("whole graph", 2), ("blocks", 2)}
+    not_b2 = segment_candidates(g, ["torch"], [1], lambda lib, n: n.name != "b2", blocks_wanted=lambda lib, t: False)
+    assert [(c.kind, c.nodes) for c in not_b2] == [("run", ("a1", "b1", "c1", "a2"))]  # its maximal runs
+    assert promising(1.4, [1.0, 3.0]) and not promising(1.6, [1.0]) and promising(9.0, []) \
+        and not promising(None, [1.0]) and PROBE_FACTOR == 1.5
+
+
+def _ms(ms: float) -> Timing:
+    return Timing(median_ms=ms, p10_ms=ms, p90_ms=ms, min_ms=ms, spread=0.0, runs=5, foreign_cores=0.0,
+                  disturbed=False, ci_rel=0.01)
+
+
+@pytest.mark.parametrize("torch_ms, blocks", [(None, False), (1.6, False), (1.4, True)])
+def test_torch_blocks_are_candidates_once_its_whole_graph_came_close(tmp_path, torch_ms, blocks):
+    g = _graph([("a1", "Relu", ["x"]), ("b1", "Sigmoid", ["a1"]), ("c1", "Add", ["x", "b1"]),
+                ("a2", "Relu", ["c1"]), ("b2", "Sigmoid", ["a2"]), ("c2", "Add", ["c1", "b2"])])
+    sigs = {n.name: node_signature(n, g) for n in g.nodes}
+    with ProfileDB(tmp_path / "p.sqlite", device_id="d", versions_id="v") as db:
+        for n in g.nodes:
+            for lib in ("torch", "onnxruntime"):
+                db.put_verification(sigs[n.name], fusable_primitive(n, lib), True, 0.0)
+        whole = segment_signature(g, g.nodes, sigs)
+        db.put_converter(segment_key("onnxruntime", whole, True), (), 1, _ms(1.0))
+        if torch_ms is not None:
+            db.put_converter(segment_key("torch", whole, True), (), 1, _ms(torch_ms))
+        cands = [c for c, _ in keyed_segment_candidates(g, db, [1], sigs)]
+    kinds = {lib: {c.kind for c in cands if c.library == lib} for lib in ("torch", "onnxruntime")}
+    assert kinds["onnxruntime"] == {"whole graph", "blocks"}
+    assert kinds["torch"] == ({"whole graph", "blocks"} if blocks else {"whole graph"})
+
+
+@pytest.mark.parametrize("torch_ms, measured", [(1.4, True), (1.6, False)])
+def test_whole_graph_on_torch_is_measured_end_to_end_only_where_it_came_close(torch_ms, measured):
+    def whole(lib: str, threads: int, ms: float, sid: int) -> Option:
+        return Option(f"segment{sid}:{lib}@{threads}", ms / 2, group=sid,
+                      meta={"library": lib, "threads": threads, "segment_kind": "whole graph", "segment_ms": ms})
+
+    opts = [[whole("onnxruntime", 2, 0.8, 0), whole("onnxruntime", 1, 1.0, 1), whole("torch", 1, torch_ms, 2)]
+            for _ in range(2)]
+    space = DesignSpace(nodes=["a", "b"], options=opts, edges=[(0, 1)], edge_cost=[np.zeros((3, 3))])
+    names = [name for name, _ in whole_graph_candidates(space)]
+    # ORT at all cores is the peer's own candidate; ORT at 1 thread always; torch only within PROBE_FACTOR
+    assert names == ["whole graph on onnxruntime, 1 thread", *(["whole graph on torch, 1 thread"] if measured else [])]

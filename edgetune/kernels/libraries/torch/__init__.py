@@ -44,4 +44,4 @@ def fusable_primitive(node: Node) -> str | None:
 TORCH_POOL = ThreadPool("torch", set_threads=set_torch_threads, probe="conv.onednn.torch", warm_up=warm_up_onednn)
 
 LIBRARY = Library("torch", ("conv", "ops", "converters", "nodes"), TORCH_POOL, requires=("torch",),
-                  segment=compile_segment, fusable=fusable_primitive, rank=30)
+                  segment=compile_segment, fusable=fusable_primitive, rank=30, probe_first=True)
