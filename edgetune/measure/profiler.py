@@ -369,7 +369,8 @@ class Profiler:
         try:
             self._run_round(todo, s, progress, "measuring converters, fusion and segments")
             # the first round measured the probe-first backends' whole graphs: their blocks where those came close
-            self._run_round(self.tasks(), s, progress, "measuring segments of the backends that came close")
+            if later := self.tasks():
+                self._run_round(later, s, progress, "measuring segments of the backends that came close")
         finally:
             self.close()
         s.seconds = time.perf_counter() - t0
@@ -377,10 +378,9 @@ class Profiler:
 
     def _run_round(self, todo: list[MeasurementTask], s: ProfileSummary,
                    progress: Callable[[str, int], Any] | None, what: str) -> None:
-        """Perform `todo` through the runner (segments in the isolated worker when there is one)."""
-        if not todo:
-            return
-        advance = progress(what, len(todo)) if progress else None
+        """Perform `todo` through the runner (segments in the isolated worker when there is one), told even when
+        `todo` is empty (a fleet's runner closes the profile's status there)."""
+        advance = progress(what, len(todo)) if progress and todo else None
         if self.isolate and isinstance(self.runner, LocalRunner) and any(t.kind in ISOLATED_KINDS for t in todo):
             self.ctx.isolated = self.measurer.perform_task  # a backend crashing on a segment excludes it
         try:
