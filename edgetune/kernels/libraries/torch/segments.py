@@ -45,12 +45,12 @@ def compiled_kernel(graph: Graph, nodes: list[Node], ins: list[str], outs: list[
     """The kernel computing `outs` from `ins` through `nodes`. It takes `arity` positional arguments (default:
     one per input); `feed[i]` is the argument that becomes input i (Mul(x, x) is called with x twice, its
     module has one input); default: argument i."""
-    module = SegmentModule(graph, nodes, ins, outs).eval()
-    scripted = compile_module(module, zeros_for(graph, ins))
     take = list(range(len(ins))) if feed is None else list(feed)
     arity = len(ins) if arity is None else arity
     if len(take) != len(ins) or any(not 0 <= j < arity for j in take):
         raise ValueError(f"feed {take} does not fit a module with {len(ins)} inputs called with {arity} arguments")
+    module = SegmentModule(graph, nodes, ins, outs).eval()
+    scripted = compile_module(module, zeros_for(graph, ins))
 
     def run(*xs: np.ndarray) -> list[np.ndarray]:
         args = [xs[j] for j in take]
@@ -88,10 +88,10 @@ def _warm(scripted: Any, example: tuple[torch.Tensor, ...]) -> None:
 
 
 def _tensor(x: np.ndarray) -> torch.Tensor:
-    """`x` as a float32 tensor on its own memory; a copy when torch cannot share it (read-only: a broadcast
-    or a buffer; another dtype)."""
-    if x.dtype != np.float32 or not x.flags.writeable:
-        x = np.array(x, np.float32)
+    """`x` as a float32 tensor on its own memory; a copy when torch cannot share it well (read-only: a
+    broadcast or a buffer; not C-contiguous: a view from another library's kernel; another dtype)."""
+    if x.dtype != np.float32 or not x.flags.writeable or not x.flags.c_contiguous:
+        x = np.array(x, np.float32, order="C")
     return torch.from_numpy(x)
 
 
