@@ -13,6 +13,7 @@ import pytest
 from onnx import helper
 from rich.console import Console
 
+from edgetune.kernels.base import Primitive
 from edgetune.kernels.segments import pair_key
 from edgetune.measure.db import ProfileDB, node_signature
 from edgetune.measure.profiler import DISPATCH_KEY, ProfileSummary
@@ -25,6 +26,7 @@ from edgetune.report.html import FIGURE_FILES, write_report
 from edgetune.search import compared_strategies
 from edgetune.user_model import open_model
 from tests.graph_cases import mk, vi
+from tests.registered import registered
 
 IM2COL, NHWC, MLAS, FP16W = "conv.im2col.numpy", "conv.im2col_nhwc.numpy", "conv.mlas.ort", "conv.im2col.numpy.fp16w"
 
@@ -131,6 +133,34 @@ def test_edge_costs(src, db):
     assert e01[o2, c2im] == 0.0 and e01[o2, c2o] == 0.0  # switches never measured: free; threads differ: no pair
     # c2 -> the reference MaxPool: numpy-reference shares numpy's pool; from ORT it is a switch
     assert e12[c2im, 0] == 0.0 and e12[c2o, 0] == pytest.approx(0.03)
+
+
+class _FusableElsewhere(Primitive):
+    """A fusable conv of a library other than ONNX Runtime (as OpenVINO's, LiteRT's and torch's are)."""
+
+    name, library, op_types, fuses = "conv.fusable_fake.torch", "torch", frozenset({"Conv"}), True
+
+    def supports(self, node, graph):
+        return None
+
+    def prepare(self, node, ctx):
+        raise NotImplementedError
+
+
+def test_the_ort_pair_gain_prices_only_pairs_of_ort_options(src, db):
+    """The pair is measured as one ORT session: it says nothing of two nodes of another fusable library, nor of
+    an ORT node beside one."""
+    fake = _FusableElsewhere()
+    with registered(fake):
+        put(db, src.graph, "c1", fake.name, 1, 0.22)
+        put(db, src.graph, "c2", fake.name, 1, 0.33)
+        space, _ = build_space(src.graph, db, [1], ("fp32",))
+    e01 = space.edge_cost[space.edges.index((0, 1))]
+    i, j = ({k: n for n, k in enumerate(keys(space, x))} for x in (0, 1))
+    f1, f2, o1, o2 = i[f"{fake.name}@1"], j[f"{fake.name}@1"], i[f"{MLAS}@1"], j[f"{MLAS}@1"]
+    assert e01[o1, o2] == pytest.approx(0.50 - 0.25 - 0.35)  # ORT => ORT: the measured gain
+    assert e01[f1, f2] == 0.0  # torch => torch: no gain (it was 0.50 - 0.22 - 0.33 before)
+    assert e01[f1, o2] == e01[o1, f2] == 0.0  # across libraries (no torch <-> ORT switch measured): nothing
 
 
 def test_memory_model_uses_measured_resident_bytes(src, db):

@@ -38,7 +38,7 @@ def test_each_probe_is_a_primitive_of_its_own_pool() -> None:
 
 def test_flags_replace_the_old_name_lists() -> None:
     """`measure_last` marks exactly what the profiler's substring list did, `fuses` exactly the old set."""
-    old_slow = ("ref.", "numba", ".fft.", "winograd", ".nnpack.", "int8_qnnpack", "xnnpack_nchw")
+    old_slow = ("ref.", "numba", ".fft.", "winograd", ".nnpack.", "int8_qnnpack", "xnnpack_nchw", ".jit.torch")
     prims = registry.primitives()
     assert {p.name for p in prims if p.measure_last} == {p.name for p in prims if any(k in p.name for k in old_slow)}
     assert {p.name for p in prims if p.fuses and p.library == "onnxruntime"} == {"conv.mlas.ort", "gemm.mlas.ort",

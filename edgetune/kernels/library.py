@@ -70,6 +70,9 @@ class Library:
     fusable: the primitive of this library that can join a segment for a node (None when none can).
     rank: where its primitives come in listings and in each node's options (lowest first); fixed so
     that option indices, and so a seeded search's result, do not depend on package discovery order.
+    probe_first: a segment backend rarely best on parts of a graph (torch): the profiler measures its whole
+    graph (or its maximal runs) first and its blocks only where that whole graph came close to the fastest
+    other backend's (measure/segment_candidates.py), so that it costs a tune little where it cannot win.
     """
 
     name: str
@@ -79,6 +82,7 @@ class Library:
     segment: Callable[[Graph, list[Node], int, str, SegmentVariant], Segment] | None = None
     fusable: Callable[[Node], str | None] | None = None
     rank: int = 100
+    probe_first: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The facts `edgetune primitives` and the docs show."""

@@ -29,7 +29,7 @@ from edgetune.kernels.segments import fusable_primitive, pair_key, segment_signa
 from edgetune.measure.candidate import CandidateMeasurer, CandidateRequest
 from edgetune.measure.db import ProfileDB, VerifyRecord, node_signature
 from edgetune.measure.isolation import IsolatedMeasurer
-from edgetune.measure.segment_candidates import SegmentCandidate, segment_candidates
+from edgetune.measure.segment_candidates import SegmentCandidate, promising, segment_candidates
 from edgetune.measure.switching import all_pairs, states, switch_key
 from edgetune.measure.tasks import DISPATCH_KEY as DISPATCH_KEY  # re-exported: planning.design_space reads it here
 from edgetune.measure.tasks import (
@@ -144,9 +144,29 @@ def keyed_segment_candidates(graph: Graph, db: ProfileDB, threads: Sequence[int]
         rec = db.get_verification(sigs[node.name], prim)
         return rec is not None and rec.ok
 
-    found = segment_candidates(graph, libs, threads, verified)
+    found = segment_candidates(graph, libs, threads, verified, blocks_wanted=_blocks_wanted(graph, db, sigs, libs))
     found += _proposed(graph, db, threads, sigs, set(libs), {(c.library, c.threads, c.nodes) for c in found})
     return [(c, candidate_key(graph, c, sigs)) for c in found]
+
+
+def _blocks_wanted(graph: Graph, db: ProfileDB, sigs: dict[str, str], libs: list[str]) -> Callable[[str, int], bool]:
+    """Whether a library's blocks are segment candidates at a thread count: always, but for a probe-first
+    library (`Library.probe_first`) only once its whole graph measured close to the other backends' best
+    (`segment_candidates.promising`), which the DB says after the profiler's first round of tasks."""
+    probing = {lib for lib in libs if registry.library(lib).probe_first}
+    whole = segment_signature(graph, graph.nodes, sigs)
+
+    def whole_ms(lib: str, threads: int) -> float | None:
+        rec = db.get_converter(segment_key(lib, whole, True), (), threads)
+        return rec.median_ms if rec is not None else None
+
+    def wanted(lib: str, threads: int) -> bool:
+        if lib not in probing:
+            return True
+        others = [ms for other in libs if other != lib and (ms := whole_ms(other, threads)) is not None]
+        return promising(whole_ms(lib, threads), others)
+
+    return wanted
 
 
 # ---- segments a search proposed (measured on demand) ------------------------------------------------
@@ -287,7 +307,8 @@ class Profiler:
                 *self._segment_tasks()]
 
     def tasks(self) -> list[MeasurementTask]:
-        """The tasks whose row the DB lacks: what `run` would still measure after the node phase."""
+        """The tasks whose row the DB lacks: what `run` would still measure after the node phase (and, once
+        these are measured, the blocks of a probe-first backend whose whole graph came close)."""
         return self._missing(self.all_tasks())
 
     def _missing(self, tasks: Sequence[MeasurementTask]) -> list[MeasurementTask]:
@@ -345,16 +366,27 @@ class Profiler:
         planned = self.all_tasks()
         todo = self._missing(planned)
         s.cached += len(planned) - len(todo)
-        advance = progress("measuring converters, fusion and segments", len(todo)) if progress and todo else None
+        try:
+            self._run_round(todo, s, progress, "measuring converters, fusion and segments")
+            # the first round measured the probe-first backends' whole graphs: their blocks where those came close
+            if later := self.tasks():
+                self._run_round(later, s, progress, "measuring segments of the backends that came close")
+        finally:
+            self.close()
+        s.seconds = time.perf_counter() - t0
+        return s
+
+    def _run_round(self, todo: list[MeasurementTask], s: ProfileSummary,
+                   progress: Callable[[str, int], Any] | None, what: str) -> None:
+        """Perform `todo` through the runner (segments in the isolated worker when there is one), told even when
+        `todo` is empty (a fleet's runner closes the profile's status there)."""
+        advance = progress(what, len(todo)) if progress and todo else None
         if self.isolate and isinstance(self.runner, LocalRunner) and any(t.kind in ISOLATED_KINDS for t in todo):
             self.ctx.isolated = self.measurer.perform_task  # a backend crashing on a segment excludes it
         try:
             self.runner.run_tasks(todo, self.ctx, self.db, s, advance)
         finally:
             self.ctx.isolated = None
-            self.close()
-        s.seconds = time.perf_counter() - t0
-        return s
 
     def profile_nodes(self, s: ProfileSummary, progress: Callable[[str, int], Any] | None = None) -> None:
         """The node phase, counted in `s`: every distinct node's candidates verified and timed (see

@@ -7,6 +7,13 @@ natural blocks of the network (the runs between cuts where a single tensor cross
 inverted-residual and inception blocks), alone and in runs of consecutive blocks; and the maximal runs a
 backend can run when it cannot run every node. Every candidate is an interval of the topological order
 (hence convex).
+
+A backend that is rarely best on parts of a graph (`Library.probe_first`: torch, whose oneDNN kernels the
+one-node torch primitives already offer) is probed first: its whole graph (or, where it cannot run every
+node, its maximal runs) is measured, and its blocks only where that whole graph measured within
+`PROBE_FACTOR` of the fastest other backend's whole graph at the same thread count (`promising`). Why this
+rule: blocks are most of a backend's candidates (a few per block of the network, per thread count), while a
+backend far behind on the whole graph, where it fuses the most, has little chance on a part of it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,10 @@ from edgetune.graph.ir import Graph, Node
 
 # Runs of up to this many consecutive blocks are measured (besides the whole graph).
 MAX_BLOCKS_PER_SEGMENT = 4
+# A probe-first backend's blocks are measured when its whole graph is at most this much slower than the
+# fastest other backend's.
+PROBE_FACTOR = 1.5
+PROBE_KINDS = frozenset({"whole graph", "run"})  # what a probe-first backend is measured on before its blocks
 
 
 @dataclass(frozen=True)
@@ -99,13 +110,25 @@ def interval_candidates(graph: Graph, eligible: Sequence[bool],
 
 def segment_candidates(graph: Graph, libraries: Sequence[str], threads: Sequence[int],
                        eligible: Callable[[str, Node], bool],
-                       max_blocks: int = MAX_BLOCKS_PER_SEGMENT) -> list[SegmentCandidate]:
+                       max_blocks: int = MAX_BLOCKS_PER_SEGMENT,
+                       blocks_wanted: Callable[[str, int], bool] | None = None) -> list[SegmentCandidate]:
     """Candidates for every library that compiles segments and every thread count; `eligible(library, node)`
-    says whether the library's fusable primitive was verified on the node."""
+    says whether the library's fusable primitive was verified on the node; `blocks_wanted(library, threads)`,
+    when given, whether the library's blocks are candidates beside its whole graph and maximal runs."""
     out = []
     for lib in libraries:
         ok = [eligible(lib, n) for n in graph.nodes]
         for (a, b), kind in interval_candidates(graph, ok, max_blocks).items():
             names = tuple(n.name for n in graph.nodes[a:b])
-            out += [SegmentCandidate(lib, t, names, kind) for t in sorted(set(threads))]
+            out += [SegmentCandidate(lib, t, names, kind) for t in sorted(set(threads))
+                    if kind in PROBE_KINDS or blocks_wanted is None or blocks_wanted(lib, t)]
     return out
+
+
+def promising(whole_ms: float | None, others_ms: Sequence[float], factor: float = PROBE_FACTOR) -> bool:
+    """Whether a probe-first backend's blocks are worth measuring: its whole graph was measured (it ran every
+    node and matched the reference) within `factor` of the fastest other backend's whole graph (or no other
+    backend's whole graph was measured to compare with)."""
+    if whole_ms is None:
+        return False
+    return not others_ms or whole_ms <= factor * min(others_ms)

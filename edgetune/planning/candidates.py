@@ -16,7 +16,9 @@ import numpy as np
 from edgetune.errors import EdgetuneError
 from edgetune.graph.ir import Graph
 from edgetune.graph.reference import reference_samples
+from edgetune.kernels import registry
 from edgetune.kernels.segments import fusable_primitive
+from edgetune.measure.segment_candidates import promising
 from edgetune.planning.design_space import choice_segments, choice_to_plan_choices
 from edgetune.planning.results import CandidateRow, TuneConfig
 from edgetune.runtime.executor import Executor
@@ -93,16 +95,21 @@ def whole_graph_choice(space: DesignSpace, library: str, threads: int) -> list[i
 
 def whole_graph_candidates(space: DesignSpace) -> list[tuple[str, list[int]]]:
     """The whole graph on each backend that compiled it, at each thread count measured (besides ORT at all
-    cores, which is `WHOLE_GRAPH_ORT`)."""
-    found = sorted({(o.meta["library"], int(o.meta["threads"])) for o in space.options[0]
-                    if o.meta.get("segment_kind") == "whole graph"}) if space.options else []
-    top = max((t for _, t in found), default=0)
+    cores, which is `WHOLE_GRAPH_ORT`); a probe-first backend's (torch) only where its whole graph measured
+    close to the fastest other backend's (`segment_candidates.promising`, the rule that also decides whether
+    its blocks are measured): measuring a plan end to end costs a tune more than one segment does."""
+    whole = {(o.meta["library"], int(o.meta["threads"])): float(o.meta["segment_ms"]) for o in space.options[0]
+             if o.meta.get("segment_kind") == "whole graph"} if space.options else {}
+    top = max((t for _, t in whole), default=0)
     out = []
-    for lib, t in found:
-        if (lib, t) != ("onnxruntime", top):
-            choice = whole_graph_choice(space, lib, t)
-            if choice is not None:
-                out.append((f"whole graph on {lib}, {t} thread{'s' if t > 1 else ''}", choice))
+    for lib, t in sorted(whole):
+        others = [ms for (other, tt), ms in whole.items() if tt == t and other != lib]
+        if (lib, t) == ("onnxruntime", top) or (registry.library(lib).probe_first
+                                                and not promising(whole[(lib, t)], others)):
+            continue
+        choice = whole_graph_choice(space, lib, t)
+        if choice is not None:
+            out.append((f"whole graph on {lib}, {t} thread{'s' if t > 1 else ''}", choice))
     return out
 
 

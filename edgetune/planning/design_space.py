@@ -36,7 +36,7 @@ import numpy as np
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.base import FP32, Format
 from edgetune.kernels.registry import converter_route
-from edgetune.kernels.segments import fusable_primitive, fuses, pair_key
+from edgetune.kernels.segments import SEGMENT_LIBRARY, fusable_primitive, fuses, pair_key
 from edgetune.measure.db import NodeRecord, ProfileDB, node_signature
 from edgetune.measure.profiler import DISPATCH_KEY, candidate_primitives, keyed_segment_candidates
 from edgetune.measure.switching import pool, switch_key
@@ -326,7 +326,8 @@ def _conversion_ms(db: ProfileDB, src: Format, dst: Format, shape: tuple[int, ..
 
 def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Option]) -> tuple[np.ndarray, np.ndarray]:
     """(pair session time - each alone) where both options are fusable ORT at the same thread count, and
-    where such a pair time was found."""
+    where such a pair time was found. Only ORT's: the pair is measured as one ONNX Runtime session, which
+    says nothing of two OpenVINO, LiteRT or torch nodes fused, nor of an ORT node beside another library's."""
     m = np.zeros((len(opts_a), len(opts_b)))
     found = np.zeros(m.shape, bool)
     for a, oa in enumerate(opts_a):
@@ -334,7 +335,7 @@ def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Opti
             ta, tb = oa.meta.get("threads"), ob.meta.get("threads")
             if oa.group is not None or ob.group is not None:  # a segment is measured whole, not by pairs
                 continue
-            if fuses(oa.meta.get("primitive", "")) and fuses(ob.meta.get("primitive", "")) and ta == tb:
+            if _pairs_as_ort(oa) and _pairs_as_ort(ob) and ta == tb:
                 rec = db.get_converter(key, (), ta)
                 if rec is not None:
                     # one session can save at most the cheaper node's time: it still runs both; the bound
@@ -342,6 +343,11 @@ def _pair_gains(db: ProfileDB, key: str, opts_a: list[Option], opts_b: list[Opti
                     m[a, b] = max(rec.median_ms - oa.time_ms - ob.time_ms, -min(oa.time_ms, ob.time_ms))
                     found[a, b] = True
     return m, found
+
+
+def _pairs_as_ort(o: Option) -> bool:
+    """Whether the option is a fusable ONNX Runtime one (the library whose pairs the profiler measures)."""
+    return o.meta.get("library") == SEGMENT_LIBRARY and fuses(o.meta.get("primitive", ""))
 
 
 def _switch_costs(db: ProfileDB, opts_a: list[Option], opts_b: list[Option]) -> np.ndarray:
