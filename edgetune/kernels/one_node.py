@@ -33,9 +33,9 @@ def pick_by_op(node: Node, conv: str, gemm: str, generic: str) -> str:
     return generic
 
 
-class OneNodeModel(Primitive):
-    """A node compiled alone as an ONNX model by a backend; `any_op` for the generic primitive that is a
-    candidate for every op without a dedicated one (verification settles whether the backend runs it)."""
+class OpFamilyPrimitive(Primitive):
+    """A backend's primitive for some ops, or (`any_op`) its generic one: a candidate for every op without a
+    dedicated primitive (DEDICATED_OPS), where verification settles whether the backend really runs it."""
 
     def __init__(self, name: str, op_types: frozenset[str], any_op: bool = False) -> None:
         self.name = name
@@ -47,6 +47,10 @@ class OneNodeModel(Primitive):
 
     def ops_label(self) -> list[str]:
         return [f"any op except {', '.join(sorted(DEDICATED_OPS))}"] if self.any_op else sorted(self.op_types)
+
+
+class OneNodeModel(OpFamilyPrimitive):
+    """A node compiled alone as an ONNX model by a backend."""
 
     def supports(self, node: Node, graph: Graph) -> str | None:
         if node.op == "Conv":

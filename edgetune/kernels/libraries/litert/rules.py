@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgetune.graph.ir import Activation, Graph, Node
+from edgetune.kernels.op_rules import resize_shape_problem, text
 
 CONV_OPS = frozenset({"Conv"})
 GEMM_OPS = frozenset({"Gemm", "MatMul"})
@@ -180,24 +181,17 @@ def _split(node: Node, graph: Graph) -> str | None:
 
 
 def _resize(node: Node, graph: Graph) -> str | None:
-    x, y = graph.shape(node.inputs[0]), graph.shape(node.outputs[0])
-    if len(x) != 4 or x[:2] != y[:2]:
-        return "only spatial Resize of a 4-D tensor is converted"
-    if int(node.attr("antialias", 0)) or node.attr("axes") is not None:
-        return "Resize with antialias or axes is not converted"
-    scales = graph.initializers.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
-    if scales is not None and scales.size and [float(f) for f in scales.reshape(-1)] != [o / i for o, i in
-                                                                                       zip(y, x, strict=True)]:
-        return "Resize scales that are not output/input sizes are not converted"
+    problem = resize_shape_problem(node, graph, "converted")
+    if problem is not None:
+        return problem
     mode, ctm = text(node.attr("mode", "nearest")), text(node.attr("coordinate_transformation_mode", "half_pixel"))
+    out_hw = graph.shape(node.outputs[0])[2:]
     if mode == "linear":
-        if ctm in ("half_pixel", "align_corners", "asymmetric") or (ctm == "pytorch_half_pixel" and min(y[2:]) > 1):
+        if ctm in ("half_pixel", "align_corners", "asymmetric") or (ctm == "pytorch_half_pixel" and min(out_hw) > 1):
             return None
         return f"linear Resize with {ctm} coordinates is not converted"
     if mode != "nearest":
         return f"Resize mode {mode} is not converted"
-    if any(o % i for o, i in zip(y[2:], x[2:], strict=True)):
-        return "nearest Resize by a non-integer factor is not converted"
     nearest = text(node.attr("nearest_mode", "round_prefer_floor"))
     if ctm in ("half_pixel", "pytorch_half_pixel") or (ctm == "asymmetric" and nearest == "floor"):
         return None  # both repeat each input element factor times
@@ -215,10 +209,6 @@ def _conv_transpose(node: Node, graph: Graph) -> str | None:
         return "ConvTranspose with output_shape or output_padding is not converted"
     return _window_attrs(node)
 
-
-def text(value: Any) -> str:
-    """A string attribute as str (the IR may hold bytes)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _CHECKS: dict[str, Any] = {"Conv": _conv, "Gemm": _gemm, "MatMul": _gemm, "MaxPool": _pool, "AveragePool": _pool,

@@ -9,13 +9,13 @@ round trip per call around it: rarely the fastest, so it is timed after the node
 from __future__ import annotations
 
 from edgetune.graph.ir import Graph, Node
-from edgetune.kernels.base import Kernel, PrepareContext, Primitive
+from edgetune.kernels.base import Kernel, PrepareContext
 from edgetune.kernels.libraries.torch.rules import PRIMITIVE_NAMES, unsupported
 from edgetune.kernels.libraries.torch.segments import compiled_kernel
-from edgetune.kernels.one_node import DEDICATED_OPS
+from edgetune.kernels.one_node import OpFamilyPrimitive
 
 
-class TorchScriptNode(Primitive):
+class TorchScriptNode(OpFamilyPrimitive):
     """One node traced, frozen and optimised for inference as a TorchScript module (fp32, NCHW edges);
     `any_op` for the one that is a candidate for every op but Conv, Gemm and MatMul (`supports` says why
     a node is not lowered)."""
@@ -25,17 +25,6 @@ class TorchScriptNode(Primitive):
     tolerance = 1e-4
     fuses = True  # a run of them compiles as one module (segments.py)
     measure_last = True  # alone, rarely faster than the dedicated torch kernels
-
-    def __init__(self, name: str, op_types: frozenset[str], any_op: bool = False) -> None:
-        self.name = name
-        self.op_types = op_types
-        self.any_op = any_op
-
-    def runs(self, op: str) -> bool:
-        return op not in DEDICATED_OPS if self.any_op else op in self.op_types
-
-    def ops_label(self) -> list[str]:
-        return [f"any op except {', '.join(sorted(DEDICATED_OPS))}"] if self.any_op else sorted(self.op_types)
 
     def supports(self, node: Node, graph: Graph) -> str | None:
         return unsupported(node, graph)

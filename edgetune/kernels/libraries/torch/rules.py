@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.one_node import DEDICATED_OPS, pick_by_op
+from edgetune.kernels.op_rules import resize_shape_problem, text
 
 UNARY_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Exp", "Erf",
                        "Sqrt", "Neg", "Abs", "Gelu"})
@@ -143,24 +144,17 @@ def _split(node: Node, graph: Graph) -> str | None:
 
 
 def _resize(node: Node, graph: Graph) -> str | None:
-    x, y = graph.shape(node.inputs[0]), graph.shape(node.outputs[0])
-    if len(x) != 4 or x[:2] != y[:2]:
-        return "only spatial Resize of a 4-D tensor is lowered"
-    if int(node.attr("antialias", 0)) or node.attr("axes") is not None:
-        return "Resize with antialias or axes is not lowered"
-    scales = graph.initializers.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
-    if scales is not None and scales.size and [float(f) for f in scales.reshape(-1)] != [o / i for o, i in
-                                                                                       zip(y, x, strict=True)]:
-        return "Resize scales that are not output/input sizes are not lowered"
+    problem = resize_shape_problem(node, graph, "lowered")
+    if problem is not None:
+        return problem
     mode, ctm = text(node.attr("mode", "nearest")), text(node.attr("coordinate_transformation_mode", "half_pixel"))
+    out_hw = graph.shape(node.outputs[0])[2:]
     if mode == "linear":
-        if ctm in ("half_pixel", "align_corners") or (ctm == "pytorch_half_pixel" and min(y[2:]) > 1):
+        if ctm in ("half_pixel", "align_corners") or (ctm == "pytorch_half_pixel" and min(out_hw) > 1):
             return None
         return f"linear Resize with {ctm} coordinates is not lowered"
     if mode != "nearest":
         return f"Resize mode {mode} is not lowered"
-    if any(o % i for o, i in zip(y[2:], x[2:], strict=True)):
-        return "nearest Resize by a non-integer factor is not lowered"
     nearest = text(node.attr("nearest_mode", "round_prefer_floor"))
     if (ctm in ("half_pixel", "pytorch_half_pixel") and nearest.startswith("round_")) \
             or (ctm == "asymmetric" and nearest == "floor"):
@@ -199,10 +193,6 @@ def reduce_axes(node: Node, graph: Graph) -> list[int] | None:
     axes = node.attr("axes")
     return None if axes is None else [int(a) for a in axes]
 
-
-def text(value: object) -> str:
-    """A string attribute as str (the IR may hold bytes)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _CHECKS: dict[str, Callable[[Node, Graph], str | None]] = {
