@@ -145,12 +145,17 @@ def _torch_pad(begin: Sequence[int], end: Sequence[int]) -> list[int]:
     return [v for i in reversed(range(len(begin))) for v in (int(begin[i]), int(end[i]))]
 
 
-def _conv(node: Node, graph: Graph, ops: Operands) -> Fn:
+def _conv_geometry(node: Node, graph: Graph) -> tuple[int, list[int], list[int], list[int], int]:
+    """(spatial rank k, strides, dilations, pads [begins, ends], group) of a Conv or ConvTranspose."""
     k = len(graph.shape(node.inputs[0])) - 2
+    strides, dil = _ints(node.attr("strides"), k, 1), _ints(node.attr("dilations"), k, 1)
+    return k, strides, dil, _ints(node.attr("pads"), 2 * k, 0), int(node.attr("group", 1))
+
+
+def _conv(node: Node, graph: Graph, ops: Operands) -> Fn:
+    k, strides, dil, pads, group = _conv_geometry(node, graph)
     conv = (F.conv1d, F.conv2d, F.conv3d)[k - 1]
     w, b = ops.get(1), ops.get(2)
-    strides, dil = _ints(node.attr("strides"), k, 1), _ints(node.attr("dilations"), k, 1)
-    pads, group = _ints(node.attr("pads"), 2 * k, 0), int(node.attr("group", 1))
     if pads[:k] == pads[k:]:
         return lambda xs, cs: [conv(xs[0], w(xs, cs), b(xs, cs), strides, pads[:k], dil, group)]
     pre = _torch_pad(pads[:k], pads[k:])
@@ -158,11 +163,9 @@ def _conv(node: Node, graph: Graph, ops: Operands) -> Fn:
 
 
 def _conv_transpose(node: Node, graph: Graph, ops: Operands) -> Fn:
-    k = len(graph.shape(node.inputs[0])) - 2
+    k, strides, dil, pads, group = _conv_geometry(node, graph)
     deconv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[k - 1]
     w, b = ops.get(1), ops.get(2)
-    strides, dil = _ints(node.attr("strides"), k, 1), _ints(node.attr("dilations"), k, 1)
-    pads, group = _ints(node.attr("pads"), 2 * k, 0), int(node.attr("group", 1))
     extra = _ints(node.attr("output_padding"), k, 0)
     if pads[:k] == pads[k:]:
         return lambda xs, cs: [deconv(xs[0], w(xs, cs), b(xs, cs), strides, pads[:k], extra, group, dil)]
