@@ -120,7 +120,7 @@ def test_a_foreign_kind_is_measured_on_its_own_board_only(fleet):
     assert {fleet.nodes[n].fingerprint is not None for n, _ in runner.log} == {True}
     assert _keys(db, with_device=False) == {t: {k[2:] for k in rows} for t, rows in fleet.local.items()}
     with ProfileDB(db.path) as here:  # this machine's kind has no row in that file
-        assert here.count() == {"nodes": 0, "converters": 0, "verifications": 0, "plans": 0}
+        assert here.count() == {"nodes": 0, "converters": 0, "verifications": 0, "plans": 0, "peer_memory": 0}
 
 
 def test_killing_a_board_mid_profile_loses_nothing(fleet):
