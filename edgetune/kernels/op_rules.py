@@ -15,6 +15,22 @@ def text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def float32_io_problem(node: Node, graph: Graph, why: str) -> str | None:
+    """Why `node` cannot be written: no dynamic input, a value of unknown shape, or a value that is not
+    float32 (`why` says what the backend computes); None when all its inputs and outputs are known float32."""
+    dyn = graph.dynamic_inputs(node)
+    if not dyn:
+        return "no dynamic input (should have been constant-folded)"
+    for v in [*dyn, *(o for o in node.outputs if o)]:
+        try:
+            graph.shape(v)
+        except KeyError:
+            return f"shape of {v} unknown"
+        if graph.dtype(v) != "float32":
+            return f"{v} is {graph.dtype(v)} ({why})"
+    return None
+
+
 def resize_shape_problem(node: Node, graph: Graph, verb: str) -> str | None:
     """Why a Resize is not `verb` by a backend that resizes spatially by output/input sizes only: not 4-D
     spatial, antialias or axes, or scales that are not those sizes; None when its shapes are fine."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgetune.graph.ir import Activation, Graph, Node
-from edgetune.kernels.op_rules import resize_shape_problem, text
+from edgetune.kernels.op_rules import float32_io_problem, resize_shape_problem, text
 
 CONV_OPS = frozenset({"Conv"})
 GEMM_OPS = frozenset({"Gemm", "MatMul"})
@@ -43,18 +43,13 @@ def unsupported(node: Node, graph: Graph) -> str | None:
     """None when the converter writes `node` as TFLite operators, else why not (one short line)."""
     if node.op not in OPS:
         return f"{node.op} is not converted to TFLite"
+    problem = float32_io_problem(node, graph, "only float32 is converted")
+    if problem is not None:
+        return problem
     dyn = graph.dynamic_inputs(node)
-    if not dyn:
-        return "no dynamic input (should have been constant-folded)"
     for v in [*dyn, *(o for o in node.outputs if o)]:
-        try:
-            shape = graph.shape(v)
-        except KeyError:
-            return f"shape of {v} unknown"
-        if graph.dtype(v) != "float32":
-            return f"{v} is {graph.dtype(v)} (only float32 is converted)"
-        if not 0 < len(shape) <= MAX_RANK:
-            return f"{v} has rank {len(shape)} (1..{MAX_RANK} converted)"
+        if not 0 < len(graph.shape(v)) <= MAX_RANK:
+            return f"{v} has rank {len(graph.shape(v))} (1..{MAX_RANK} converted)"
     if node.op != "Split" and len([o for o in node.outputs if o]) != 1:
         return "only single-output nodes are converted"
     if node.activation is not None and node.activation.op not in ACTIVATIONS:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from edgetune.graph.ir import Graph, Node
 from edgetune.kernels.one_node import DEDICATED_OPS, pick_by_op
-from edgetune.kernels.op_rules import resize_shape_problem, text
+from edgetune.kernels.op_rules import float32_io_problem, resize_shape_problem, text
 
 UNARY_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Exp", "Erf",
                        "Sqrt", "Neg", "Abs", "Gelu"})
@@ -42,17 +42,10 @@ def unsupported(node: Node, graph: Graph) -> str | None:
     """None when a torch segment computes `node` exactly as ONNX defines it, else why not (one short line)."""
     if node.op not in OPS:
         return f"{node.op} is not lowered to torch"
+    problem = float32_io_problem(node, graph, "torch segments compute float32 only")
+    if problem is not None:
+        return problem
     dyn = graph.dynamic_inputs(node)
-    if not dyn:
-        return "no dynamic input (should have been constant-folded)"
-    outs = [o for o in node.outputs if o]
-    for v in [*dyn, *outs]:
-        try:
-            graph.shape(v)
-        except KeyError:
-            return f"shape of {v} unknown"
-        if graph.dtype(v) != "float32":
-            return f"{v} is {graph.dtype(v)} (torch segments compute float32 only)"
     if node.op not in MULTI_OUTPUT_OPS and not (node.outputs[0] and not any(node.outputs[1:])):
         return f"{node.op} with more than one output is not lowered"
     if node.op not in MULTI_INPUT_OPS and len(dyn) != 1:
