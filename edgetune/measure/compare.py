@@ -128,6 +128,7 @@ def _measure_peers_memory(src: Any, peers: list[Peer], feeds: dict[str, Any], th
     if not peers:
         return
     console.print(f"measuring the resident memory of {len(peers)} peers, each in a fresh process...")
+    sig = graph_signature(src.graph)
     with tempfile.TemporaryDirectory() as d:
         fp32 = Path(d) / "model.onnx"
         onnx.save(src.onnx_model, fp32)
@@ -146,4 +147,4 @@ def _measure_peers_memory(src: Any, peers: list[Peer], feeds: dict[str, Any], th
                 continue
             memory[peer.name]["fresh_process"] = fresh_process_memory(r["measured"])
             if db is not None:
-                db.put_peer_memory(graph_signature(src.graph), peer.name, threads, r["measured"])
+                db.put_peer_memory(sig, peer.name, threads, r["measured"])

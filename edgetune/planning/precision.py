@@ -42,6 +42,7 @@ from edgetune.graph.onnx_export import to_onnx
 from edgetune.kernels import registry
 from edgetune.kernels.segments import fusable_primitive
 from edgetune.measure.timing import time_callable
+from edgetune.planning.node_precision import PerNodePlan
 from edgetune.planning.precision_mix import Reverted, revert_slow_classes
 from edgetune.quant import QuantSpec, bias_corrections, calibrate, equalize, node_sensitivity, quantisable_nodes
 from edgetune.runtime.executor import Executor
@@ -54,7 +55,7 @@ EQUALIZE_ITERATIONS = 20  # cross-layer equalisation sweeps (chains of convs con
 QUICK_TIME_S = 1.0  # per configuration, to order the backends (the choice is made end to end)
 PER_NODE_PROBES = 4  # full evaluations at most for the bisection of a per-node int8 plan (issue: <= 20 in all)
 Feeds = list[dict[str, np.ndarray]]
-Replan = Callable[[str, frozenset[str]], "tuple[str, Plan, float] | None"]
+Replan = Callable[[str, frozenset[str]], "PerNodePlan | None"]
 
 
 @dataclass
@@ -193,7 +194,7 @@ class _Evaluator:
 
 def search_precision(graph: Graph, data: PrecisionData, threads: int, console: Any,
                      fp32_run: Callable[[dict[str, np.ndarray]], Any], precisions_native: Sequence[str] = (),
-                     per_node: Sequence[tuple[str, Plan, float]] = (),
+                     per_node: Sequence[PerNodePlan] = (),
                      replan: Replan | None = None) -> PrecisionSearch:
     """Steps 1-6 of the module's docstring; `fp32_run` runs the float model (the reference); `per_node`:
     plans of the design space with per-node precisions (planning/node_precision.py), evaluated too; `replan`
@@ -350,10 +351,17 @@ def _bisect(graph: Graph, search: PrecisionSearch, ev: _Evaluator, lib: str, thr
     """The fewest most-sensitive nodes kept fp32 for which `lib`'s model meets the budget (k = 0 missed it,
     k = all is the fp32 model), by bisection; None when even one int8 node is too many."""
     order = search.order
-    lo, hi, best = 0, len(order), None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        p = _try(graph, search, ev, lib, threads, order[mid:], "fp32", mid, console)
+    return _fewest_held(len(order), lambda k: _try(graph, search, ev, lib, threads, order[k:], "fp32", k, console))
+
+
+def _fewest_held(n: int, probe: Callable[[int], PrecisionPoint | None], max_probes: int | None = None) -> int | None:
+    """The fewest k in 1..n-1 for which `probe(k)` (k most sensitive nodes held in float; one full evaluation)
+    meets the budget, by bisection (k = 0 missed it, k = n is the float model); None when none found within
+    `max_probes` probes."""
+    lo, hi, best, probes = 0, n, None, 0
+    while hi - lo > 1 and (max_probes is None or probes < max_probes):
+        mid, probes = (lo + hi) // 2, probes + 1
+        p = probe(mid)
         if p is not None and p.meets_budget:
             hi, best = mid, mid
         else:
@@ -388,15 +396,12 @@ def _bisect_per_node(search: PrecisionSearch, ev: _Evaluator, plan: Plan, replan
     proxy ranking), held fp32 so that it meets the budget, by bisection; each probe re-plans the optimum
     with those nodes held (the others may move) and costs one full evaluation, at most PER_NODE_PROBES."""
     int8 = [n for n in search.order if n in plan.choices and _precision_of(plan, n) == "int8"]
-    lo, hi, probes = 0, len(int8), 0
-    while hi - lo > 1 and probes < PER_NODE_PROBES:
-        mid, probes = (lo + hi) // 2, probes + 1
-        again = replan("int8", frozenset(int8[:mid]))
-        point = _try_per_node(search, ev, again[0], again[1], console) if again is not None else None
-        if point is not None and point.meets_budget:
-            hi = mid
-        else:
-            lo = mid
+
+    def probe(k: int) -> PrecisionPoint | None:
+        again = replan("int8", frozenset(int8[:k]))
+        return _try_per_node(search, ev, again[0], again[1], console) if again is not None else None
+
+    _fewest_held(len(int8), probe, PER_NODE_PROBES)
 
 
 def _try_plan(search: PrecisionSearch, ev: _Evaluator, name: str, plan: Plan, console: Any) -> PrecisionPoint | None:
